@@ -1,0 +1,168 @@
+"""The `faturamento-batch` command: parses arguments, calls the library, maps errors to exit codes.
+
+Exit codes: 0 done (also "nothing changed"), 1 run failed and nothing was
+written, 2 usage/configuration error, 3 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .errors import ConfigError, FaturamentoError
+from .settings import Settings, env_settings, redact
+
+log = logging.getLogger("faturamento_batch")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(getattr(record, "fields", {}))
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def _setup_logging(fmt: str, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("urllib3", "asyncio", "pgserver"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _timestamp(text: str) -> datetime:
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            pass
+    raise argparse.ArgumentTypeError(f"`{text}` is not a timestamp (use 'YYYY-MM-DD HH:MM:SS', UTC)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", help="PostgreSQL URL (default: FATURAMENTO_DATABASE_URL, else the embedded server)")
+    p.add_argument("--state-dir", type=Path, help="where the embedded server and the Odoo cache live (default .faturamento)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("-v", "--verbose", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="faturamento-batch", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init-db", help="create the tables and indexes that are missing")
+    _common(p)
+
+    p = sub.add_parser("sync", help="sync Odoo invoice lines into PostgreSQL")
+    _common(p)
+    p.add_argument("--full", action="store_true", help="read every line, not only what changed since the cursor")
+    p.add_argument("--since", type=_timestamp, help="read what changed since this UTC time (overrides the cursor)")
+    p.add_argument("--dry-run", action="store_true", help="compute and report the changes, write nothing")
+    p.add_argument("--apply-drift", action="store_true", help="also write changed values of existing lines")
+    p.add_argument("--artifacts-dir", type=Path, help="where runs/<run-id>/ go (default ./runs)")
+    p.add_argument("--source", type=Path, help="read a dataset directory in-process instead of an Odoo")
+    p.add_argument("--odoo-url", help="Odoo base URL (default ODOO_URL)")
+    p.add_argument("--odoo-db", help="default ODOO_DB")
+    p.add_argument("--odoo-user", help="default ODOO_USER")
+    p.add_argument("--transport", choices=("jsonrpc", "xmlrpc", "json2"), help="Odoo protocol (default jsonrpc)")
+    p.add_argument("--page-size", type=int, help="lines per Odoo call (default 20000)")
+    p.add_argument("--no-cache", action="store_true", help="do not use the on-disk related-record cache")
+    p.add_argument("--overlap-minutes", type=float, help="re-read this much before the cursor (default 10)")
+    p.add_argument("--max-reject-ratio", type=float, help="abort when more lines than this are rejected (default 0.05)")
+    p.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for a running sync instead of exiting 3")
+    p.add_argument("--job", help="job name: its own cursor and lock (default faturamento)")
+
+    p = sub.add_parser("runs", help="recent runs and their manifests")
+    _common(p)
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    p.add_argument("run", nargs="?", help="run id (for show; default the latest)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--artifacts-dir", type=Path)
+
+    p = sub.add_parser("odoo-replay", help="serve a dataset directory over Odoo's protocols")
+    _common(p)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8069)
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+
+    p = sub.add_parser("generate", help="write a realistic synthetic dataset")
+    _common(p)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--lines", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--next-day", type=Path, metavar="OF", help="write the day after the dataset OF instead")
+
+    p = sub.add_parser("demo", help="sync the bundled demo dataset into the embedded PostgreSQL")
+    _common(p)
+    p.add_argument("--artifacts-dir", type=Path)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra) -> Settings:
+    get = lambda name: getattr(args, name, None)  # noqa: E731
+    overlap = get("overlap_minutes")
+    return env_settings(
+        database_url=get("database_url"),
+        state_dir=get("state_dir"),
+        artifacts_dir=get("artifacts_dir"),
+        source=get("source"),
+        odoo_url=get("odoo_url"),
+        odoo_db=get("odoo_db"),
+        odoo_user=get("odoo_user"),
+        odoo_transport=get("transport"),
+        page_size=get("page_size"),
+        use_cache=False if get("no_cache") else None,
+        full=get("full") or None,
+        since=get("since"),
+        overlap=timedelta(minutes=overlap) if overlap is not None else None,
+        dry_run=get("dry_run") or None,
+        apply_drift=get("apply_drift") or None,
+        max_reject_ratio=get("max_reject_ratio"),
+        wait_seconds=get("wait"),
+        job=get("job"),
+        **extra,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    _setup_logging(args.log_format, args.verbose)
+    settings = None
+    try:
+        settings = _settings(args)
+        from . import commands
+
+        return commands.dispatch(args, settings)
+    except FaturamentoError as exc:
+        message = settings.scrub(str(exc)) if settings else redact(str(exc))
+        log.error("%s", message, extra={"fields": {"error_type": type(exc).__name__, "exit_code": exc.exit_code}})
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted; nothing was committed by this run")
+        return 1
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for --verbose
+        message = settings.scrub(f"{type(exc).__name__}: {exc}") if settings else redact(str(exc))
+        log.error("internal error, nothing was committed: %s (run with -v for the traceback)", message)
+        log.debug("traceback", exc_info=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Which database a run talks to, and connections to it.
+
+ADBC (libpq) and connectorx both take ``postgresql://user[:password]@host[:port]/db[?host=/socket/dir]``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import DatabaseError
+from ..settings import Settings, redact
+from .embedded import embedded_url
+
+log = logging.getLogger(__name__)
+
+
+def database_url(settings: Settings) -> str:
+    """The configured URL, or the embedded server's when none is configured."""
+    if settings.database_url:
+        url = settings.database_url
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql+"):  # SQLAlchemy-style driver suffix
+            url = "postgresql://" + url.split("://", 1)[1]
+        if not url.startswith("postgresql://"):
+            raise DatabaseError(f"`FATURAMENTO_DATABASE_URL` must start with postgresql:// (got `{redact(url)}`)")
+        return url
+    return embedded_url(settings.pgdata)
+
+
+def adbc_connect(url: str, autocommit: bool = False):
+    """An ADBC DBAPI connection; errors become `DatabaseError` with the URL redacted."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    try:
+        return adbc.connect(url, autocommit=autocommit)
+    except Exception as exc:
+        raise DatabaseError(f"cannot connect to PostgreSQL at `{redact(url)}`: {redact(str(exc))}") from exc

@@ -1,0 +1,82 @@
+"""What the diff needs from PostgreSQL, read with connectorx (Arrow, no Python rows).
+
+Only the rows the diff needs: in incremental runs the existing lines and
+consolidation of the batch's NFs, and the known codes among the batch's
+products. connectorx takes no bound parameters, so a list of keys travels as
+data: a JSON array, hex-encoded, decoded by PostgreSQL. The hex text can only
+hold [0-9a-f], whatever the keys contain, so no key can change the SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ..errors import DatabaseError
+from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
+from ..settings import redact
+
+_HEX = re.compile(r"^[0-9a-f]*$")
+# Full runs past this many rows read faturamento_produto in parallel id ranges.
+PARTITION_ROWS = 400_000
+
+
+def text_list_sql(values: list[str]) -> str:
+    """A SQL expression yielding `values` as a set of text rows, safe for any content."""
+    hex_text = json.dumps(values, ensure_ascii=False).encode("utf-8").hex()
+    assert _HEX.match(hex_text)  # the only text pasted into SQL
+    return f"SELECT jsonb_array_elements_text(convert_from(decode('{hex_text}', 'hex'), 'UTF8')::jsonb)"
+
+
+@dataclass
+class ExistingState:
+    lines: pl.DataFrame  # schemas.EXISTING_LINE
+    products: pl.DataFrame  # schemas.EXISTING_PRODUCT
+    consolidation: pl.DataFrame  # schemas.EXISTING_CONSOLIDATION
+    statements: int = 0
+    seconds: float = 0.0
+    queries: list[str] = field(default_factory=list, repr=False)
+
+
+def _read(url: str, query: str, schema: pl.Schema, **kwargs) -> pl.DataFrame:
+    import connectorx as cx
+
+    try:
+        frame = cx.read_sql(url, query, return_type="polars", **kwargs)
+    except Exception as exc:
+        raise DatabaseError(f"reading the existing state from `{redact(url)}` failed: {redact(str(exc))[:500]}") from exc
+    if frame.height == 0:
+        return pl.DataFrame(schema=schema)
+    return frame.select(schema.names()).cast(dict(schema), strict=False)  # type: ignore[arg-type]
+
+
+def _columns(schema: pl.Schema) -> str:
+    return ", ".join(schema.names())  # names come from our own schema constants
+
+
+def read_existing(url: str, nfs: list[str], codes: list[str], *, full: bool, table_rows: int = 0) -> ExistingState:
+    """Existing lines/consolidation (all in full runs, else the NFs in `nfs`) and known product codes."""
+    started = time.perf_counter()
+    nf_filter = "" if full else f" WHERE numero_nf IN ({text_list_sql(nfs)})"
+    queries = []
+    line_query = f"SELECT {_columns(EXISTING_LINE)} FROM faturamento_produto{nf_filter}"
+    kwargs = {}
+    if full and table_rows > PARTITION_ROWS:
+        line_query = f"SELECT id, {_columns(EXISTING_LINE)} FROM faturamento_produto"
+        kwargs = {"partition_on": "id", "partition_num": 2}
+    queries.append(line_query)
+    lines = _read(url, line_query, EXISTING_LINE, **kwargs) if (full or nfs) else pl.DataFrame(schema=EXISTING_LINE)
+    product_query = f"SELECT cod_produto FROM cadastro_palletizacao WHERE cod_produto IN ({text_list_sql(codes)})"
+    queries.append(product_query)
+    products = _read(url, product_query, EXISTING_PRODUCT) if codes else pl.DataFrame(schema=EXISTING_PRODUCT)
+    cons_query = f"SELECT {_columns(EXISTING_CONSOLIDATION)} FROM relatorio_faturamento_importado{nf_filter}"
+    queries.append(cons_query)
+    consolidation = (
+        _read(url, cons_query, EXISTING_CONSOLIDATION) if (full or nfs) else pl.DataFrame(schema=EXISTING_CONSOLIDATION)
+    )
+    statements = int(full or bool(nfs)) * 2 + int(bool(codes))
+    return ExistingState(lines, products, consolidation, statements, time.perf_counter() - started, queries)

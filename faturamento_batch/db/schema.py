@@ -1,0 +1,251 @@
+"""The logistics tables the job reads and writes, and the job's own state tables.
+
+Names and types are those the logistics system already uses (DESIGN appendix),
+so the job can point at the real database; `create_all` with `checkfirst`
+creates only what is missing. Columns the job adds are nullable and prefixed
+`odoo_` (none so far).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+metadata = MetaData()
+
+faturamento_produto = Table(
+    "faturamento_produto",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("numero_nf", String(20), nullable=False),
+    Column("data_fatura", Date, nullable=False),
+    Column("cnpj_cliente", String(20), nullable=False),
+    Column("nome_cliente", String(255), nullable=False),
+    Column("municipio", String(100)),
+    Column("estado", String(2)),
+    Column("vendedor", String(100)),
+    Column("equipe_vendas", String(100)),
+    Column("incoterm", String(20)),
+    Column("cod_produto", String(50), nullable=False),
+    Column("nome_produto", String(200), nullable=False),
+    Column("qtd_produto_faturado", Numeric(15, 3), nullable=False),
+    Column("preco_produto_faturado", Numeric(15, 4), nullable=False),
+    Column("valor_produto_faturado", Numeric(15, 2), nullable=False),
+    Column("peso_unitario_produto", Numeric(15, 3)),
+    Column("peso_total", Numeric(15, 3)),
+    Column("origem", String(20)),
+    Column("status_nf", String(20), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("created_by", String(100)),
+    Column("updated_by", String(100)),
+    # Unique indexes rather than table constraints: `CREATE … IF NOT EXISTS` can
+    # add them to the real database, whose tables already exist.
+    Index("uq_faturamento_produto_nf_produto", "numero_nf", "cod_produto", unique=True),
+    Index("ix_faturamento_produto_cliente_data", "cnpj_cliente", "data_fatura"),
+    Index("ix_faturamento_produto_origem", "origem"),
+    Index("ix_faturamento_produto_created_status", "created_at", "status_nf"),
+)
+
+relatorio_faturamento_importado = Table(
+    "relatorio_faturamento_importado",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("numero_nf", String(20), nullable=False),
+    Column("data_fatura", Date),
+    Column("cnpj_cliente", String(20)),
+    Column("nome_cliente", String(255)),
+    Column("valor_total", Float),
+    Column("peso_bruto", Float),
+    Column("cnpj_transportadora", String(20)),
+    Column("nome_transportadora", String(255)),
+    Column("municipio", String(100)),
+    Column("estado", String(2)),
+    Column("codigo_ibge", String(10)),
+    Column("origem", String(50)),
+    Column("incoterm", String(20)),
+    Column("vendedor", String(100)),
+    Column("equipe_vendas", String(100)),
+    Column("ativo", Boolean, nullable=False, server_default=text("true")),
+    Column("inativado_em", DateTime),
+    Column("inativado_por", String(100)),
+    Column("criado_em", DateTime),
+    Index("uq_relatorio_faturamento_importado_nf", "numero_nf", unique=True),
+)
+
+cadastro_palletizacao = Table(
+    "cadastro_palletizacao",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cod_produto", String(50), nullable=False),
+    Column("nome_produto", String(255), nullable=False),
+    Column("palletizacao", Float, nullable=False),
+    Column("peso_bruto", Float, nullable=False),
+    Column("altura_cm", Numeric(10, 2)),
+    Column("largura_cm", Numeric(10, 2)),
+    Column("comprimento_cm", Numeric(10, 2)),
+    Column("tipo_embalagem", String(50)),
+    Column("tipo_materia_prima", String(50)),
+    Column("categoria_produto", String(50)),
+    Column("subcategoria", String(50)),
+    Column("linha_producao", String(50)),
+    Column("ativo", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("uq_cadastro_palletizacao_cod_produto", "cod_produto", unique=True),
+)
+
+embarques = Table(
+    "embarques",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("numero", Integer),
+    Column("status", String(20), nullable=False, server_default=text("'ativo'")),
+    Column("data_embarque", Date),
+    Column("criado_em", DateTime),
+)
+
+movimentacao_estoque = Table(
+    "movimentacao_estoque",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cod_produto", String(50), nullable=False),
+    Column("nome_produto", String(200), nullable=False),
+    Column("data_movimentacao", Date, nullable=False),
+    Column("tipo_movimentacao", String(50), nullable=False),
+    Column("local_movimentacao", String(50), nullable=False),
+    Column("qtd_movimentacao", Numeric(15, 3), nullable=False),
+    Column("separacao_lote_id", String(50)),
+    Column("numero_nf", String(20)),
+    Column("num_pedido", String(50)),
+    Column("tipo_origem", String(20)),
+    Column("status_nf", String(20)),
+    Column("codigo_embarque", Integer, ForeignKey("embarques.id", ondelete="SET NULL")),
+    Column("observacao", Text),
+    Column("criado_em", DateTime, nullable=False),
+    Column("atualizado_em", DateTime, nullable=False),
+    Column("criado_por", String(100)),
+    Column("atualizado_por", String(100)),
+    Column("ativo", Boolean, server_default=text("true")),
+    Index("ix_movimentacao_estoque_numero_nf", "numero_nf"),
+)
+
+embarque_itens = Table(
+    "embarque_itens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("embarque_id", Integer, ForeignKey("embarques.id"), nullable=False),
+    Column("separacao_lote_id", String(50)),
+    Column("cnpj_cliente", String(20)),
+    Column("cliente", String(120), nullable=False),
+    Column("pedido", String(50), nullable=False),
+    Column("nota_fiscal", String(20)),
+    Column("volumes", Integer),
+    Column("peso", Float),
+    Column("valor", Float),
+    Column("pallets", Float),
+    Column("status", String(20), nullable=False, server_default=text("'ativo'")),
+    Column("uf_destino", String(2), nullable=False),
+    Column("cidade_destino", String(100), nullable=False),
+    Column("erro_validacao", String(500)),
+    Index("ix_embarque_itens_nota_fiscal", "nota_fiscal"),
+)
+
+separacao = Table(
+    "separacao",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("separacao_lote_id", String(50)),
+    Column("num_pedido", String(50)),
+    Column("data_pedido", Date),
+    Column("cnpj_cpf", String(20)),
+    Column("raz_social_red", String(255)),
+    Column("nome_cidade", String(100)),
+    Column("cod_uf", String(2), nullable=False),
+    Column("cod_produto", String(50)),
+    Column("nome_produto", String(255)),
+    Column("qtd_saldo", Float),
+    Column("valor_saldo", Float),
+    Column("pallet", Float),
+    Column("peso", Float),
+    Column("expedicao", Date),
+    Column("tipo_envio", String(10), server_default=text("'total'")),
+    Column("sincronizado_nf", Boolean, server_default=text("false")),
+    Column("numero_nf", String(20)),
+    Column("data_sincronizacao", DateTime),
+    Column("status", String(20), nullable=False, server_default=text("'ABERTO'")),
+    Column("criado_em", DateTime),
+    Index("ix_separacao_numero_nf_sincronizado", "numero_nf", "sincronizado_nf"),
+)
+
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("job", String(100), primary_key=True),
+    Column("cursor", DateTime),
+    Column("last_run_id", String(64)),
+    Column("updated_at", DateTime, nullable=False, server_default=func.now()),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("run_id", String(64), nullable=False, unique=True),
+    Column("job", String(100), nullable=False),
+    Column("mode", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=False),
+    Column("cursor_from", DateTime),
+    Column("cursor_to", DateTime),
+    Column("counts", JSON().with_variant(postgresql.JSONB(), "postgresql")),
+    Column("timings", JSON().with_variant(postgresql.JSONB(), "postgresql")),
+    Column("error", Text),
+    Column("artifacts_dir", Text),
+)
+
+LOGISTICS_TABLES = (
+    faturamento_produto,
+    relatorio_faturamento_importado,
+    cadastro_palletizacao,
+    embarques,
+    movimentacao_estoque,
+    embarque_itens,
+    separacao,
+)
+JOB_TABLES = (sync_state, sync_runs)
+
+
+def ddl_statements() -> list[str]:
+    """CREATE TABLE / CREATE INDEX statements for every table, compiled for PostgreSQL.
+
+    Each is guarded with IF NOT EXISTS so `init-db` can run against the real
+    logistics database, which already has most of these tables.
+    """
+    dialect = postgresql.dialect()
+    out: list[str] = []
+    for table in metadata.sorted_tables:
+        out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip())
+    return out

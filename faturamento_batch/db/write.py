@@ -1,0 +1,255 @@
+"""Write a ChangeSet to PostgreSQL: one ADBC connection, one transaction.
+
+Statements, whatever the volume (a part with no rows sends nothing):
+  1. COPY the new lines into faturamento_produto (adbc_ingest)
+  2. stage new products (temporary table) · 3. INSERT … ON CONFLICT DO NOTHING
+  4. stage status/drift changes · 5. UPDATE faturamento_produto … FROM the stage
+  6. cancellation cascade: one statement, one set-based UPDATE per table
+     (movimentacao_estoque, embarque_itens, separacao) for all NFs of the run
+  7. stage consolidation · 8. INSERT … ON CONFLICT (numero_nf) DO UPDATE
+     (this is also the cascade's and the reactivation's statement for
+     relatorio_faturamento_importado: ativo, inativado_em, inativado_por)
+  9. the run record and the cursor, in one statement
+Values travel as Arrow data or bound parameters, never pasted into SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+import pyarrow as pa
+
+from ..diff import ChangeSet
+from ..errors import DatabaseError
+from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUCT
+from ..settings import redact
+
+log = logging.getLogger(__name__)
+
+ACTOR = "faturamento_batch"
+ERRO_NF_CANCELADA = "NF cancelada no Odoo"
+
+# Data-modifying statements are wrapped in `WITH … RETURNING 1 SELECT count(*)`:
+# the driver's rowcount is not reliable, and this keeps each one statement.
+_INSERT_PRODUCTS = """
+WITH ins AS (
+INSERT INTO cadastro_palletizacao (cod_produto, nome_produto, palletizacao, peso_bruto, ativo, created_at, updated_at)
+SELECT cod_produto, nome_produto, palletizacao, peso_bruto, true, $1::timestamp, $1::timestamp
+FROM _fb_new_products
+ON CONFLICT (cod_produto) DO NOTHING
+RETURNING 1)
+SELECT count(*) FROM ins
+"""
+
+_SET_DRIFT = ",\n  ".join(f"{c} = CASE WHEN c.set_values THEN c.{c} ELSE f.{c} END" for c in DRIFT_COLUMNS)
+_UPDATE_LINES = f"""
+WITH upd AS (
+UPDATE faturamento_produto AS f SET
+  status_nf = CASE WHEN c.set_status THEN c.status_nf ELSE f.status_nf END,
+  {_SET_DRIFT},
+  updated_at = $1::timestamp,
+  updated_by = $2
+FROM _fb_changes AS c
+WHERE f.numero_nf = c.numero_nf AND f.cod_produto = c.cod_produto
+RETURNING 1)
+SELECT count(*) FROM upd
+"""
+
+_CASCADE = """
+WITH nfs AS (SELECT DISTINCT unnest($1::text[]) AS numero_nf),
+stock AS (
+  UPDATE movimentacao_estoque AS t
+  SET status_nf = 'CANCELADO', ativo = false, atualizado_em = $2::timestamp, atualizado_por = $3
+  FROM nfs WHERE t.numero_nf = nfs.numero_nf AND t.ativo IS DISTINCT FROM false
+  RETURNING nfs.numero_nf),
+shipment AS (
+  UPDATE embarque_itens AS t SET nota_fiscal = NULL, erro_validacao = $4
+  FROM nfs WHERE t.nota_fiscal = nfs.numero_nf
+  RETURNING nfs.numero_nf),
+picking AS (
+  UPDATE separacao AS t SET numero_nf = NULL, sincronizado_nf = false
+  FROM nfs WHERE t.numero_nf = nfs.numero_nf
+  RETURNING nfs.numero_nf)
+SELECT 'movimentacao_estoque' AS tabela, numero_nf, count(*) AS linhas FROM stock GROUP BY numero_nf
+UNION ALL SELECT 'embarque_itens', numero_nf, count(*) FROM shipment GROUP BY numero_nf
+UNION ALL SELECT 'separacao', numero_nf, count(*) FROM picking GROUP BY numero_nf
+"""
+
+_CONS_COLUMNS = CONSOLIDATION.names()
+_UPSERT_CONSOLIDATION = f"""
+WITH ups AS (
+INSERT INTO relatorio_faturamento_importado AS r ({", ".join(_CONS_COLUMNS)}, inativado_em, inativado_por, criado_em)
+SELECT {", ".join(f"c.{x}" for x in _CONS_COLUMNS)},
+       CASE WHEN c.ativo THEN NULL ELSE $1::timestamp END,
+       CASE WHEN c.ativo THEN NULL ELSE $2 END,
+       $1::timestamp
+FROM _fb_consolidation AS c
+ON CONFLICT (numero_nf) DO UPDATE SET
+  {", ".join(f"{x} = EXCLUDED.{x}" for x in _CONS_COLUMNS if x not in ("numero_nf", "ativo"))},
+  ativo = EXCLUDED.ativo,
+  inativado_em = CASE WHEN EXCLUDED.ativo THEN NULL WHEN r.ativo THEN EXCLUDED.inativado_em ELSE r.inativado_em END,
+  inativado_por = CASE WHEN EXCLUDED.ativo THEN NULL WHEN r.ativo THEN EXCLUDED.inativado_por ELSE r.inativado_por END
+RETURNING 1)
+SELECT count(*) FROM ups
+"""
+
+_FINISH = """
+WITH run AS (
+  INSERT INTO sync_runs (run_id, job, mode, status, started_at, finished_at, cursor_from, cursor_to,
+                         counts, timings, artifacts_dir)
+  VALUES ($1, $2, $3, 'success', $4::timestamp, clock_timestamp()::timestamp, $5::timestamp, $6::timestamp,
+          $7::jsonb, $8::jsonb, $9)
+  RETURNING run_id)
+INSERT INTO sync_state AS s (job, cursor, last_run_id, updated_at)
+SELECT $2, $6::timestamp, run_id, $4::timestamp FROM run
+ON CONFLICT (job) DO UPDATE SET
+  cursor = GREATEST(s.cursor, EXCLUDED.cursor),
+  last_run_id = EXCLUDED.last_run_id,
+  updated_at = EXCLUDED.updated_at
+"""
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    job: str
+    mode: str
+    started_at: datetime
+    cursor_from: datetime | None
+    cursor_to: datetime | None
+    counts: dict
+    timings: dict
+    artifacts_dir: str
+
+
+@dataclass
+class WriteSummary:
+    rows: dict[str, int] = field(default_factory=dict)  # rows each statement affected
+    cascade: pl.DataFrame | None = None  # tabela, numero_nf, linhas
+    statements: int = 0
+
+
+def to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """Polars → Arrow with plain `string` columns (what the COPY path maps to text)."""
+    table = frame.to_arrow()
+    return table.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type) else f.type) for f in table.schema]))
+
+
+class Writer:
+    """One ADBC connection held for a whole run: the lock, then one write transaction."""
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.cur = conn.cursor()
+        self.statements = 0
+
+    # -- low level: every statement goes through here, so the count is honest ----
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        self.statements += 1
+        try:
+            self.cur.execute(sql, params)
+        except Exception as exc:
+            raise DatabaseError(f"PostgreSQL refused a write: {redact(str(exc)).strip()[:800]}") from exc
+
+    def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool) -> int:
+        self.statements += 1
+        try:
+            mode = "create" if temporary else "append"
+            return self.cur.adbc_ingest(table, to_arrow(frame), mode=mode, temporary=temporary)
+        except Exception as exc:
+            raise DatabaseError(f"bulk load into `{table}` failed: {redact(str(exc)).strip()[:800]}") from exc
+
+    def rowcount(self) -> int:
+        """The count a `WITH … SELECT count(*)` statement returned."""
+        return int(self.cur.fetchone()[0])
+
+    def commit(self) -> None:
+        self.statements += 1
+        try:
+            self.conn.commit()
+        except Exception as exc:
+            raise DatabaseError(f"PostgreSQL refused to commit: {redact(str(exc)).strip()[:800]}") from exc
+
+    def close(self) -> None:
+        try:
+            self.cur.close()
+            self.conn.close()
+        except Exception:
+            log.debug("closing a broken connection", exc_info=True)
+
+    def rollback(self) -> None:
+        try:
+            self.conn.rollback()
+        except Exception:  # the connection may be gone; the server rolls back anyway
+            log.debug("rollback on a broken connection", exc_info=True)
+
+    # -- the run's writes ----------------------------------------------------------
+    def write(self, cs: ChangeSet, now: datetime) -> WriteSummary:
+        """Send every part of `cs` inside the open transaction (not committed here)."""
+        summary = WriteSummary()
+        before = self.statements
+        if cs.inserts.height:
+            rows = cs.inserts.select(LINE_VALUES.names()).with_columns(
+                pl.lit(now).alias("created_at"),
+                pl.lit(now).alias("updated_at"),
+                pl.lit(ACTOR).alias("created_by"),
+                pl.lit(ACTOR).alias("updated_by"),
+            )
+            summary.rows["faturamento_produto.insert"] = self.ingest("faturamento_produto", rows, temporary=False)
+        if cs.new_products.height:
+            self.ingest("_fb_new_products", cs.new_products.select(NEW_PRODUCT.names()), temporary=True)
+            self.execute(_INSERT_PRODUCTS, (now,))
+            summary.rows["cadastro_palletizacao.insert"] = self.rowcount()
+        changes = _changes(cs)
+        if changes.height:
+            self.ingest("_fb_changes", changes, temporary=True)
+            self.execute(_UPDATE_LINES, (now, ACTOR))
+            summary.rows["faturamento_produto.update"] = self.rowcount()
+        if cs.cancellations.height:
+            nfs = cs.cancellations.get_column("numero_nf").to_list()
+            self.execute(_CASCADE, (nfs, now, ACTOR, ERRO_NF_CANCELADA))
+            cascade = pl.from_arrow(self.cur.fetch_arrow_table())
+            summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
+            per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())
+            summary.rows.update(zip((per_table["tabela"] + ".cancel").to_list(), per_table["linhas"].to_list()))
+        if cs.consolidation.height:
+            self.ingest("_fb_consolidation", cs.consolidation.select(_CONS_COLUMNS), temporary=True)
+            self.execute(_UPSERT_CONSOLIDATION, (now, ACTOR))
+            summary.rows["relatorio_faturamento_importado.upsert"] = self.rowcount()
+        summary.statements = self.statements - before
+        return summary
+
+    def finish(self, record: RunRecord) -> None:
+        """The run record and the new cursor, in the same transaction as the data."""
+        self.execute(
+            _FINISH,
+            (
+                record.run_id,
+                record.job,
+                record.mode,
+                record.started_at,
+                record.cursor_from,
+                record.cursor_to,
+                json.dumps(record.counts),
+                json.dumps(record.timings),
+                record.artifacts_dir,
+            ),
+        )
+
+
+def _changes(cs: ChangeSet) -> pl.DataFrame:
+    """Status changes and (with --apply-drift) drift, as one staged frame keyed by line."""
+    status = cs.status_changes.select(*KEY, "status_nf")
+    drift = cs.drift.select(*KEY, *DRIFT_COLUMNS) if cs.apply_drift else cs.drift.select(*KEY, *DRIFT_COLUMNS).clear()
+    merged = status.join(drift, on=KEY, how="full", coalesce=True)
+    return merged.select(
+        *KEY,
+        pl.col("status_nf").is_not_null().alias("set_status"),
+        "status_nf",
+        pl.col("data_fatura").is_not_null().alias("set_values"),
+        *DRIFT_COLUMNS,
+    )

@@ -1,0 +1,209 @@
+"""Incoming invoice lines + what the database holds → the `ChangeSet` of a run.
+
+Pure: frames in, frames out, no I/O (DESIGN §5). Every part is computed with
+joins over the whole batch at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import polars as pl
+
+from .schemas import (
+    CONSOLIDATION,
+    DRIFT_COLUMNS,
+    EXISTING_CONSOLIDATION,
+    EXISTING_LINE,
+    KEY,
+    LINE_VALUES,
+    NEW_PRODUCT,
+    NF_LIST,
+    REJECTED,
+    STATUS_CHANGE,
+    empty,
+)
+
+CANCELADO = "Cancelado"
+# Statuses that mean the same to Odoo: SEM_LOTE is set downstream on a posted NF.
+STATUS_CLASS = {"Lançado": "posted", "SEM_LOTE": "posted", "Cancelado": "cancel", "Provisório": "draft"}
+
+
+def status_class(expr: pl.Expr) -> pl.Expr:
+    return expr.replace_strict(STATUS_CLASS, default=expr, return_dtype=pl.String)
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What a run changes. Every part is a frame; the database is written from them."""
+
+    inserts: pl.DataFrame  # schemas.LINE_VALUES: lines whose key is new
+    status_changes: pl.DataFrame  # schemas.STATUS_CHANGE: existing lines whose status class differs
+    drift: pl.DataFrame  # key, drift_fields, new values, old_ values
+    cancellations: pl.DataFrame  # schemas.NF_LIST: NFs that move to Cancelado (cascade)
+    reactivations: pl.DataFrame  # schemas.NF_LIST: NFs back from Cancelado
+    new_products: pl.DataFrame  # schemas.NEW_PRODUCT
+    consolidation: pl.DataFrame  # schemas.CONSOLIDATION: NF rows to upsert
+    orphans: pl.DataFrame  # key + status_nf: in the database, no longer in Odoo (full runs)
+    rejected: pl.DataFrame  # schemas.REJECTED
+    apply_drift: bool = False
+
+    def parts(self) -> dict[str, pl.DataFrame]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "apply_drift"}
+
+    def counts(self) -> dict[str, int]:
+        return {name: frame.height for name, frame in self.parts().items()}
+
+    @property
+    def writes(self) -> int:
+        """Rows the load will write; zero means the database already matches Odoo."""
+        drift = self.drift.height if self.apply_drift else 0
+        return (
+            self.inserts.height + self.status_changes.height + drift + self.new_products.height
+            + self.consolidation.height + self.cancellations.height
+        )  # fmt: skip
+
+    def downstream(self) -> dict[str, list[str]]:
+        """The lists the modules that follow (deliveries, freight) act on."""
+        inserted = self.inserts.get_column("numero_nf").unique()
+        changed_parts = [self.status_changes.select("numero_nf")]
+        if self.apply_drift:
+            changed_parts.append(self.drift.select("numero_nf"))
+        changed = pl.concat(changed_parts).get_column("numero_nf").unique()
+        new_nfs = self.inserts.filter(pl.col("_new_nf")) if "_new_nf" in self.inserts.columns else self.inserts
+        reprocess = pl.concat([new_nfs.select("numero_nf"), self.reactivations]).get_column("numero_nf").unique()
+        touched_nfs = pl.concat([inserted, changed]).unique()
+        cnpjs = self.consolidation.filter(pl.col("numero_nf").is_in(touched_nfs.implode())).get_column("cnpj_cliente")
+        return {
+            "nfs_inserted": sorted(inserted.to_list()),
+            "nfs_changed": sorted(changed.to_list()),
+            "nfs_to_reprocess": sorted(reprocess.to_list()),
+            "cnpjs_touched": sorted(c for c in cnpjs.unique().to_list() if c),
+        }
+
+
+def _consolidate(lines: pl.DataFrame) -> pl.DataFrame:
+    """One row per NF: header from its first line, value and gross weight summed."""
+    header = [c for c in CONSOLIDATION.names() if c in LINE_VALUES and c != "numero_nf"]
+    return (
+        lines.group_by("numero_nf", maintain_order=True)
+        .agg(
+            *(pl.col(c).first() for c in header),
+            pl.col("valor_produto_faturado").sum().cast(pl.Float64).alias("valor_total"),
+            pl.col("peso_total").sum().cast(pl.Float64).alias("peso_bruto"),
+            (pl.col("status_nf").first() != CANCELADO).alias("ativo"),
+        )
+        .select(CONSOLIDATION.names())
+        .cast(dict(CONSOLIDATION))  # type: ignore[arg-type]
+    )
+
+
+def _differs(columns: list[str] | tuple[str, ...], old_prefix: str) -> pl.Expr:
+    return pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{old_prefix}{c}")) for c in columns)
+
+
+def compute_changeset(
+    lines: pl.DataFrame,
+    existing: pl.DataFrame,
+    existing_products: pl.DataFrame,
+    existing_consolidation: pl.DataFrame,
+    *,
+    full: bool,
+    apply_drift: bool = False,
+    rejected: pl.DataFrame | None = None,
+) -> ChangeSet:
+    """Compute the ChangeSet of a run (DESIGN §5).
+
+    In: `lines` (schemas.LINE, from transform), and what the database holds —
+    `existing` faturamento_produto rows (EXISTING_LINE; in incremental runs only
+    the NFs of the batch), `existing_products` (codes already in
+    cadastro_palletizacao), `existing_consolidation` (relatorio rows of the
+    batch's NFs). `full` enables orphans and consolidation of every NF.
+    """
+    values = lines.select(LINE_VALUES.names())
+    existing = existing.select(EXISTING_LINE.names()).cast(dict(EXISTING_LINE))  # type: ignore[arg-type]
+    old = existing.rename({c: f"old_{c}" for c in EXISTING_LINE.names() if c not in KEY})
+
+    known_nfs = existing.select("numero_nf").unique()
+    inserts = values.join(existing.select(KEY), on=KEY, how="anti").with_columns(
+        pl.col("numero_nf").is_in(known_nfs.get_column("numero_nf").implode()).not_().alias("_new_nf")
+    )
+
+    # Status is the NF's: every existing row of an NF in the batch follows it.
+    nf_status = values.group_by("numero_nf").agg(pl.col("status_nf").first())
+    status_rows = existing.select(*KEY, pl.col("status_nf").alias("status_from")).join(nf_status, on="numero_nf")
+    status_changes = status_rows.filter(status_class(pl.col("status_from")) != status_class(pl.col("status_nf")))
+    status_changes = status_changes.select(STATUS_CHANGE.names()).sort(KEY)
+
+    moved = status_changes.with_columns(
+        status_class(pl.col("status_from")).alias("_from"), status_class(pl.col("status_nf")).alias("_to")
+    )
+    cancellations = moved.filter((pl.col("_to") == "cancel")).select("numero_nf").unique().sort("numero_nf")
+    reactivations = (
+        moved.filter((pl.col("_from") == "cancel") & (pl.col("_to") == "posted")).select("numero_nf").unique().sort("numero_nf")
+    )
+
+    both = values.join(old, on=KEY, how="inner")
+    drift = (
+        both.filter(_differs(DRIFT_COLUMNS, "old_"))
+        .with_columns(
+            pl.concat_list(
+                pl.when(pl.col(c).ne_missing(pl.col(f"old_{c}"))).then(pl.lit(c)) for c in DRIFT_COLUMNS
+            ).list.drop_nulls().alias("drift_fields")
+        )
+        .select(*KEY, "drift_fields", *DRIFT_COLUMNS, *(f"old_{c}" for c in DRIFT_COLUMNS))
+        .sort(KEY)
+    )
+
+    new_products = (
+        lines.join(existing_products.select("cod_produto"), on="cod_produto", how="anti")
+        .group_by("cod_produto", maintain_order=True)
+        .agg(pl.col("nome_produto").first(), pl.col("peso_unitario_produto").first())
+        .select(
+            "cod_produto",
+            "nome_produto",
+            pl.lit(1.0).alias("palletizacao"),
+            pl.when(pl.col("peso_unitario_produto") > 0)
+            .then(pl.col("peso_unitario_produto").cast(pl.Float64))
+            .otherwise(1.0)
+            .alias("peso_bruto"),
+        )
+        .cast(dict(NEW_PRODUCT))  # type: ignore[arg-type]
+        .sort("cod_produto")
+    )
+
+    consolidation = _consolidate(lines)
+    stored = existing_consolidation.select(EXISTING_CONSOLIDATION.names()).cast(dict(EXISTING_CONSOLIDATION))  # type: ignore[arg-type]
+    if not full:
+        touched = [inserts.select("numero_nf"), status_changes.select("numero_nf")]
+        if apply_drift:
+            touched.append(drift.select("numero_nf"))
+        missing = consolidation.join(stored, on="numero_nf", how="anti").select("numero_nf")
+        candidates = pl.concat([*touched, missing]).unique()
+        consolidation = consolidation.join(candidates, on="numero_nf", how="semi")
+    stored_old = stored.rename({c: f"old_{c}" for c in CONSOLIDATION.names() if c != "numero_nf"})
+    compare = [c for c in CONSOLIDATION.names() if c != "numero_nf"]
+    consolidation = (
+        consolidation.join(stored_old, on="numero_nf", how="left")
+        .filter(pl.col("old_ativo").is_null() | _differs(compare, "old_"))
+        .select(CONSOLIDATION.names())
+        .sort("numero_nf")
+    )
+
+    orphans = (
+        existing.join(values.select(KEY), on=KEY, how="anti").select(*KEY, "status_nf").sort(KEY)
+        if full
+        else existing.select(*KEY, "status_nf").clear()
+    )
+    return ChangeSet(
+        inserts=inserts.sort(KEY),
+        status_changes=status_changes,
+        drift=drift,
+        cancellations=cancellations.cast(dict(NF_LIST)),  # type: ignore[arg-type]
+        reactivations=reactivations.cast(dict(NF_LIST)),  # type: ignore[arg-type]
+        new_products=new_products,
+        consolidation=consolidation,
+        orphans=orphans,
+        rejected=rejected if rejected is not None else empty(REJECTED),
+        apply_drift=apply_drift,
+    )

@@ -1,0 +1,203 @@
+"""One sync run: lock → cursor → extract → transform → read state → diff → write → artifacts.
+
+The pipeline only wires the stages; each stage returns frames or a small
+summary, and this module assembles the manifest from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+from . import artifacts
+from .db.admin import init_db, schema_exists
+from .db.connection import adbc_connect, database_url
+from .db.lock import lock_and_read_cursor
+from .db.read import read_existing
+from .db.write import RunRecord, Writer
+from .diff import ChangeSet, compute_changeset
+from .errors import ConfigError, FaturamentoError, RejectRatioExceeded
+from .odoo.source import RawBatch, Source
+from .settings import Settings
+from .transform import transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    manifest: dict
+    changeset: ChangeSet | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> int:
+        return self.manifest.get("rows_to_write", 0)
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def make_source(settings: Settings) -> Source:
+    if settings.source is not None:
+        from .odoo.dataset import DatasetSource
+
+        return DatasetSource(settings.source)
+    if settings.odoo_url:
+        from .odoo.extract import OdooSource
+
+        return OdooSource.from_settings(settings)
+    raise ConfigError("no Odoo to read from: pass `--source DATASET` or set `ODOO_URL` (and `ODOO_DB`, `ODOO_USER`, ...)")
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    def phase(self, name: str, started: float) -> None:
+        self.timings[name] = round(time.perf_counter() - started, 4)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self._t0, 4)
+
+
+def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
+    """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then."""
+    run_id = new_run_id()
+    run_dir = settings.artifacts_dir / run_id
+    clock = _Clock()
+    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    manifest: dict = {
+        "run_id": run_id,
+        "job": settings.job,
+        "status": "running",
+        "dry_run": settings.dry_run,
+        "apply_drift": settings.apply_drift,
+        "started_at": started_at,
+    }
+    writer = None
+    state = None
+    try:
+        source = source or make_source(settings)
+        manifest["source"] = settings.scrub(source.description)
+        url = database_url(settings)
+        if not schema_exists(url):
+            if settings.database_url:
+                raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
+            init_db(url)  # the embedded database is ours to set up
+        writer = Writer(adbc_connect(url))
+
+        t = time.perf_counter()
+        start = lock_and_read_cursor(writer, settings.job, settings.wait_seconds)
+        clock.phase("lock", t)
+        full = settings.full or (start.cursor is None and settings.since is None)
+        since = None if full else (settings.since or start.cursor - settings.overlap)
+        manifest.update(mode="full" if full else "incremental", cursor={"stored": start.cursor, "since": since})
+        log.info("run %s: %s sync from %s", run_id, manifest["mode"], manifest["source"])
+
+        t = time.perf_counter()
+        batch: RawBatch = source.extract(since)
+        clock.phase("extract", t)
+        manifest["odoo"] = batch.stats.as_dict()
+        log.info("extracted %d lines in %.2fs", batch.frames["account.move.line"].height, clock.timings["extract"])
+
+        t = time.perf_counter()
+        result = transform(batch.frames)
+        clock.phase("transform", t)
+        lines = result.lines
+        rejected_ratio = result.rejected.height / max(result.in_domain, 1)
+
+        t = time.perf_counter()
+        nfs = lines.get_column("numero_nf").unique().to_list()
+        codes = lines.get_column("cod_produto").unique().to_list()
+        state = read_existing(url, nfs, codes, full=full)
+        clock.phase("read_state", t)
+
+        t = time.perf_counter()
+        cs = compute_changeset(
+            lines, state.lines, state.products, state.consolidation,
+            full=full, apply_drift=settings.apply_drift, rejected=result.rejected,
+        )  # fmt: skip
+        clock.phase("diff", t)
+        counts = {
+            **cs.counts(),
+            "odoo_lines": result.in_domain,
+            "lines": lines.height,
+            "merged_lines": result.merged,
+            "existing_lines_read": state.lines.height,
+        }
+        manifest.update(
+            counts=counts,
+            rows_to_write=cs.writes,
+            reject_ratio=round(rejected_ratio, 6),
+            downstream=cs.downstream(),
+            cursor={**manifest["cursor"], "new": batch.max_write_date or start.cursor},
+        )
+        t = time.perf_counter()
+        manifest["artifacts"] = artifacts.write_parts(run_dir, cs.parts())
+        clock.phase("artifacts", t)
+
+        if rejected_ratio > settings.max_reject_ratio:
+            top = cs.rejected.group_by("reason").len().sort("len", descending=True).head(3)
+            raise RejectRatioExceeded(
+                result.rejected.height, result.in_domain, settings.max_reject_ratio,
+                list(zip(top["reason"].to_list(), top["len"].to_list())),
+            )  # fmt: skip
+
+        t = time.perf_counter()
+        if settings.dry_run:
+            writer.rollback()
+            manifest["status"] = "dry_run"
+        else:
+            summary = writer.write(cs, start.now)
+            manifest["written"] = summary.rows
+            if summary.cascade is not None:
+                manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": summary.cascade}))
+            record = RunRecord(
+                run_id=run_id, job=settings.job, mode=manifest["mode"], started_at=start.now,
+                cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=counts,
+                timings=dict(clock.timings), artifacts_dir=str(run_dir),
+            )  # fmt: skip
+            writer.finish(record)
+            writer.commit()
+            manifest["status"] = "success"
+        clock.phase("write", t)
+        return RunResult(run_id, run_dir, manifest, cs, clock.timings)
+    except FaturamentoError as exc:
+        if writer is not None:
+            writer.rollback()
+        manifest["status"] = "failed"
+        manifest["error"] = settings.scrub(str(exc))
+        manifest["error_type"] = type(exc).__name__
+        raise
+    finally:
+        if writer is not None:
+            manifest["sql_statements"] = {
+                "writer": writer.statements,
+                "reads": state.statements if state is not None else 0,
+            }
+            manifest["sql_statements"]["total"] = sum(manifest["sql_statements"].values())
+            writer.close()
+        manifest["timings"] = {**clock.timings, "total": clock.total()}
+        manifest["peak_memory_mb"] = peak_memory_mb()
+        manifest["finished_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
+        try:
+            artifacts.write_manifest(run_dir, manifest)
+        except OSError as exc:
+            log.error("could not write the run manifest to %s: %s", run_dir, exc)

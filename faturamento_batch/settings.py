@@ -1,0 +1,98 @@
+"""Run settings: one frozen dataclass built from flags and the environment.
+
+Secrets (the database password inside its URL, the Odoo password or API key)
+stay out of `repr` and are never logged; `redact` masks a URL's password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_JOB = "faturamento"
+DEFAULT_STATE_DIR = ".faturamento"
+
+
+def redact(text: str) -> str:
+    """Mask the password of every URL in `text` (``postgresql://u:secret@h`` → ``u:***@h``)."""
+    return re.sub(r"(\w+://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = field(default=None, repr=False)  # None: the embedded server
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    artifacts_dir: Path = Path("runs")
+    job: str = DEFAULT_JOB
+    # Odoo side: a dataset directory read in-process, or a real Odoo.
+    source: Path | None = None
+    odoo_url: str | None = None
+    odoo_db: str | None = None
+    odoo_user: str | None = None
+    odoo_password: str | None = field(default=None, repr=False)
+    odoo_api_key: str | None = field(default=None, repr=False)
+    odoo_transport: str = "jsonrpc"
+    odoo_timeout: float = 60.0
+    odoo_retries: int = 4
+    page_size: int = 20_000
+    use_cache: bool = True
+    # Run behaviour.
+    full: bool = False
+    since: datetime | None = None
+    overlap: timedelta = timedelta(minutes=10)
+    dry_run: bool = False
+    apply_drift: bool = False
+    max_reject_ratio: float = 0.05
+    wait_seconds: float = 0.0
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs, manifests or messages."""
+        found = [s for s in (self.odoo_password, self.odoo_api_key) if s]
+        if self.database_url:
+            m = re.match(r"\w+://[^:/@\s]+:([^@\s]+)@", self.database_url)
+            if m:
+                found.append(m.group(1))
+        return tuple(found)
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret of these settings masked."""
+        text = redact(text)
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state_dir / "pgdata"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state_dir / "cache"
+
+
+def env_settings(**overrides) -> Settings:
+    """Settings from the environment (FATURAMENTO_*, ODOO_*), then `overrides` (flags) on top."""
+    env = os.environ
+    values: dict = {
+        "database_url": env.get("FATURAMENTO_DATABASE_URL") or None,
+        "odoo_url": env.get("ODOO_URL") or None,
+        "odoo_db": env.get("ODOO_DB") or None,
+        "odoo_user": env.get("ODOO_USER") or None,
+        "odoo_password": env.get("ODOO_PASSWORD") or None,
+        "odoo_api_key": env.get("ODOO_API_KEY") or None,
+    }
+    if env.get("FATURAMENTO_STATE_DIR"):
+        values["state_dir"] = Path(env["FATURAMENTO_STATE_DIR"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)
+    if not 0 <= settings.max_reject_ratio <= 1:
+        raise ConfigError("`--max-reject-ratio` must be between 0 and 1 (0.05 is 5 %)")
+    if settings.page_size < 1:
+        raise ConfigError("`--page-size` must be a positive number of lines")
+    return settings

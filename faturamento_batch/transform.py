@@ -1,0 +1,259 @@
+"""Raw Odoo frames → invoice lines (one row per NF and product) + rejected lines.
+
+Pure: takes and returns Polars frames, Polars expressions only (DESIGN §4).
+The input frames are those of `odoo.frames` (many2one split into `<f>` id and
+`<f>__name`), already restricted to the line domain by the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from .db.schema import faturamento_produto, relatorio_faturamento_importado
+from .odoo.fields import LINE, MOVE, MUNICIPIO, PARTNER, PRODUCT, TEMPLATE, USER
+from .schemas import LINE as LINE_SCHEMA
+from .schemas import P4, Q3, REJECTED, V2
+
+# Column widths come from the table, so a schema change cannot leave them stale.
+WIDTHS: dict[str, int] = {
+    c.name: c.type.length for c in faturamento_produto.c if getattr(c.type, "length", None)
+}
+CONSOLIDATION_WIDTHS: dict[str, int] = {
+    c.name: c.type.length for c in relatorio_faturamento_importado.c if getattr(c.type, "length", None)
+}
+
+STATUS_BY_STATE = {"posted": "Lançado", "cancel": "Cancelado", "draft": "Provisório"}
+STATUS_DEFAULT = "Lançado"
+
+UF_BY_STATE_NAME = {
+    "acre": "AC", "alagoas": "AL", "amapa": "AP", "amazonas": "AM", "bahia": "BA",
+    "ceara": "CE", "distrito federal": "DF", "espirito santo": "ES", "goias": "GO",
+    "maranhao": "MA", "mato grosso": "MT", "mato grosso do sul": "MS",
+    "minas gerais": "MG", "para": "PA", "paraiba": "PB", "parana": "PR",
+    "pernambuco": "PE", "piaui": "PI", "rio de janeiro": "RJ",
+    "rio grande do norte": "RN", "rio grande do sul": "RS", "rondonia": "RO",
+    "roraima": "RR", "santa catarina": "SC", "sao paulo": "SP", "sergipe": "SE",
+    "tocantins": "TO",
+}  # fmt: skip
+UFS = frozenset(UF_BY_STATE_NAME.values())
+
+# Rejection reasons, in the order they are checked (the first that applies wins).
+NO_PRODUCT = "no_product"
+NO_MOVE = "no_move"
+QUANTITY_NOT_POSITIVE = "quantity_not_positive"
+NO_NF_NUMBER = "no_nf_number"
+NO_PRODUCT_CODE = "no_product_code"
+NUMBER_OUT_OF_RANGE = "number_out_of_range"
+NO_INVOICE_DATE = "no_invoice_date"
+NF_ON_SEVERAL_MOVES = "nf_number_on_several_moves"
+REASONS = (
+    NO_PRODUCT, NO_MOVE, QUANTITY_NOT_POSITIVE, NO_NF_NUMBER, NO_PRODUCT_CODE,
+    NUMBER_OUT_OF_RANGE, NO_INVOICE_DATE, NF_ON_SEVERAL_MOVES,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    lines: pl.DataFrame  # schemas.LINE
+    rejected: pl.DataFrame  # schemas.REJECTED
+    in_domain: int  # Odoo lines considered (after dropping repeated line ids)
+    merged: int  # Odoo lines folded into another line of the same NF and product
+
+
+def clean(expr: pl.Expr) -> pl.Expr:
+    """Trimmed text with NUL bytes removed (PostgreSQL text cannot hold them); '' → null."""
+    text = expr.str.replace_all("\x00", "", literal=True).str.strip_chars()
+    return pl.when(text.str.len_chars() > 0).then(text)
+
+
+def cut(expr: pl.Expr, column: str, widths: dict[str, int] = WIDTHS) -> pl.Expr:
+    # Trim again after cutting: a cut can end on a space.
+    return expr.str.slice(0, widths[column]).str.strip_chars_end()
+
+
+def uf_from_state_name(expr: pl.Expr) -> pl.Expr:
+    """'São Paulo', 'SAO PAULO', 'São Paulo (BR)' or 'SP' → 'SP'; anything else → null."""
+    name = (
+        clean(expr)
+        .str.replace(r"\s*\([^()]*\)$", "")
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{M}", "")
+        .str.to_lowercase()
+        .str.replace_all(r"\s+", " ")
+    )
+    by_name = name.replace_strict(UF_BY_STATE_NAME, default=None, return_dtype=pl.String)
+    as_code = pl.when(name.str.to_uppercase().is_in(list(UFS))).then(name.str.to_uppercase())
+    return pl.coalesce(by_name, as_code)
+
+
+def two_letters(expr: pl.Expr) -> pl.Expr:
+    return pl.when(expr.str.contains(r"^[A-Z]{2}$")).then(expr)
+
+
+def to_decimal(expr: pl.Expr, dtype: pl.Decimal) -> pl.Expr:
+    """Float → decimal at the column scale, half away from zero, as Odoo rounds.
+
+    Goes through the float's shortest text ('2.675', not 2.67499…), which is the
+    number Odoo sent; NaN, infinities and values past the column's precision → null.
+    """
+    exact = expr.cast(pl.String).cast(pl.Decimal(38, 10), strict=False)
+    return exact.round(dtype.scale, mode="half_away_from_zero").cast(dtype, strict=False)
+
+
+def _related(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
+    """One row per id (a repeated record must not multiply lines), columns prefixed."""
+    return frame.unique("id", keep="first", maintain_order=True).rename(lambda c: f"{prefix}{c}")
+
+
+def _joined(frames: dict[str, pl.DataFrame]) -> pl.LazyFrame:
+    users = _related(frames[USER], "u_").lazy()
+    return (
+        frames[LINE].unique("id", keep="first", maintain_order=True).lazy()
+        .join(_related(frames[MOVE], "m_").lazy(), left_on="move_id", right_on="m_id", how="left", coalesce=False)
+        .join(_related(frames[PARTNER], "p_").lazy(), left_on="partner_id", right_on="p_id", how="left", coalesce=False)
+        .join(_related(frames[PRODUCT], "pp_").lazy(), left_on="product_id", right_on="pp_id", how="left", coalesce=False)
+        .join(_related(frames[TEMPLATE], "t_").lazy(), left_on="pp_product_tmpl_id", right_on="t_id", how="left", coalesce=False)
+        .join(_related(frames[MUNICIPIO], "mu_").lazy(), left_on="p_l10n_br_municipio_id", right_on="mu_id", how="left", coalesce=False)
+        .join(users.select(pl.col("u_id").alias("mu_user_id"), pl.col("u_name").alias("mu_user_name")),
+              left_on="m_invoice_user_id", right_on="mu_user_id", how="left")
+        .join(users.select(pl.col("u_id").alias("pu_user_id"), pl.col("u_name").alias("pu_user_name")),
+              left_on="p_user_id", right_on="pu_user_id", how="left")
+    )  # fmt: skip
+
+
+def _mapped() -> list[pl.Expr]:
+    muni_name = pl.coalesce(clean(pl.col("mu_name")), clean(pl.col("p_l10n_br_municipio_id__name")))
+    parts = muni_name.str.extract_groups(r"^(.*\S)\s*\(\s*([A-Za-z]{2})\s*\)$")
+    paren_uf = parts.struct.field("2").str.to_uppercase()
+    city = pl.coalesce(clean(parts.struct.field("1")), muni_name)
+    incoterm_name = clean(pl.col("m_invoice_incoterm_id__name"))
+    qtd = to_decimal(pl.col("quantity"), Q3)
+    peso_unit = to_decimal(pl.col("t_gross_weight"), Q3)
+    nfe_total = pl.col("l10n_br_total_nfe")
+    valor_float = pl.when(nfe_total.is_not_null() & (nfe_total != 0)).then(nfe_total).otherwise(pl.col("price_total"))
+    return [
+        cut(clean(pl.col("m_l10n_br_numero_nota_fiscal")), "numero_nf").alias("numero_nf"),
+        pl.coalesce(
+            pl.col("m_date").str.to_date("%Y-%m-%d", strict=False),
+            pl.col("date").str.to_date("%Y-%m-%d", strict=False),
+        ).alias("data_fatura"),
+        cut(pl.coalesce(clean(pl.col("m_l10n_br_cnpj")), clean(pl.col("p_l10n_br_cnpj")), pl.lit("")), "cnpj_cliente").alias("cnpj_cliente"),
+        cut(
+            pl.coalesce(clean(pl.col("m_invoice_partner_display_name")), clean(pl.col("p_name")),
+                        clean(pl.col("partner_id__name")), pl.lit("")),
+            "nome_cliente",
+        ).alias("nome_cliente"),
+        cut(city, "municipio").alias("municipio"),
+        two_letters(
+            pl.coalesce(paren_uf, uf_from_state_name(pl.col("mu_state_id__name")), uf_from_state_name(pl.col("p_state_id__name")))
+        ).alias("estado"),
+        cut(
+            pl.coalesce(clean(pl.col("mu_user_name")), clean(pl.col("m_invoice_user_id__name")),
+                        clean(pl.col("pu_user_name")), clean(pl.col("p_user_id__name"))),
+            "vendedor",
+        ).alias("vendedor"),
+        cut(clean(pl.col("m_team_id__name")), "equipe_vendas").alias("equipe_vendas"),
+        cut(
+            pl.coalesce(clean(incoterm_name.str.extract(r"\[([^\]]*)\]", 1)), incoterm_name), "incoterm"
+        ).alias("incoterm"),
+        cut(clean(pl.col("t_default_code")), "cod_produto").alias("cod_produto"),
+        cut(
+            pl.coalesce(clean(pl.col("t_name")), clean(pl.col("pp_name")), clean(pl.col("product_id__name")), pl.lit("")),
+            "nome_produto",
+        ).alias("nome_produto"),
+        qtd.alias("qtd_produto_faturado"),
+        to_decimal(pl.col("price_unit"), P4).alias("preco_produto_faturado"),
+        to_decimal(valor_float, V2).alias("valor_produto_faturado"),
+        peso_unit.alias("peso_unitario_produto"),
+        (qtd * peso_unit).round(3, mode="half_away_from_zero").cast(Q3, strict=False).alias("peso_total"),
+        cut(pl.coalesce(clean(pl.col("m_invoice_origin")), pl.lit("")), "origem").alias("origem"),
+        clean(pl.col("m_state"))
+        .replace_strict(STATUS_BY_STATE, default=STATUS_DEFAULT, return_dtype=pl.String)
+        .fill_null(STATUS_DEFAULT)
+        .alias("status_nf"),
+        pl.col("move_id").alias("odoo_move_id"),
+        pl.max_horizontal(
+            pl.col("write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
+            pl.col("m_write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
+        ).alias("odoo_write_date"),
+    ]  # fmt: skip
+
+
+def _reason(raw_numbers_ok: pl.Expr) -> pl.Expr:
+    return (
+        pl.when(pl.col("product_id").is_null() | pl.col("pp_id").is_null()).then(pl.lit(NO_PRODUCT))
+        .when(pl.col("move_id").is_null() | pl.col("m_id").is_null()).then(pl.lit(NO_MOVE))
+        .when(pl.col("quantity").is_null() | ~(pl.col("quantity") > 0)).then(pl.lit(QUANTITY_NOT_POSITIVE))
+        .when(pl.col("numero_nf").is_null()).then(pl.lit(NO_NF_NUMBER))
+        .when(pl.col("cod_produto").is_null()).then(pl.lit(NO_PRODUCT_CODE))
+        .when(~raw_numbers_ok).then(pl.lit(NUMBER_OUT_OF_RANGE))
+        .when(pl.col("data_fatura").is_null()).then(pl.lit(NO_INVOICE_DATE))
+    )  # fmt: skip
+
+
+def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
+    """Map raw Odoo frames to invoice lines (DESIGN §4) and reject what cannot be loaded.
+
+    In: one raw frame per Odoo model (`odoo.frames.raw_schema`). Out: lines
+    (`schemas.LINE`, one row per NF and product, merged lines summed) and
+    rejected lines (`schemas.REJECTED`), each with the first reason that applies.
+    """
+    mapped = _joined(frames).with_columns(_mapped())
+    numbers_ok = pl.all_horizontal(
+        pl.col(c).is_not_null()
+        for c in ("qtd_produto_faturado", "preco_produto_faturado", "valor_produto_faturado", "peso_total")
+    ) & (pl.col("t_gross_weight").is_null() | pl.col("peso_unitario_produto").is_not_null())
+    mapped = mapped.with_columns(_reason(numbers_ok).alias("reason"))
+    # An NF number is one move; two moves claiming it is a data error upstream,
+    # and merging them would mix two customers' lines into one NF.
+    several_moves = pl.col("odoo_move_id").n_unique().over("numero_nf") > 1
+    mapped = mapped.with_columns(
+        pl.when(pl.col("reason").is_null() & pl.col("numero_nf").is_not_null() & several_moves)
+        .then(pl.lit(NF_ON_SEVERAL_MOVES))
+        .otherwise(pl.col("reason"))
+        .alias("reason")
+    ).collect()
+
+    rejected = mapped.filter(pl.col("reason").is_not_null()).select(
+        pl.col("id").alias("odoo_line_id"),
+        pl.col("move_id").alias("odoo_move_id"),
+        "numero_nf",
+        "cod_produto",
+        "reason",
+    )
+    good = mapped.filter(pl.col("reason").is_null()).sort("id")
+    lines = _merge_same_product(good)
+    return TransformResult(
+        lines=lines.select(LINE_SCHEMA.names()).cast(dict(LINE_SCHEMA)),  # type: ignore[arg-type]
+        rejected=rejected.cast(dict(REJECTED)),  # type: ignore[arg-type]
+        in_domain=mapped.height,
+        merged=good.height - lines.height,
+    )
+
+
+def _merge_same_product(good: pl.DataFrame) -> pl.DataFrame:
+    """Several lines of one NF with the same product → one row, amounts summed.
+
+    The unit price of a merged row is the quantity-weighted mean; header fields
+    come from the NF's first line (they are the NF's, so all lines agree).
+    """
+    sums = ("qtd_produto_faturado", "valor_produto_faturado", "peso_total")
+    price_x_qty = (pl.col("preco_produto_faturado") * pl.col("qtd_produto_faturado")).sum()
+    merged = good.group_by("numero_nf", "cod_produto", maintain_order=True).agg(
+        *(pl.col(c).first() for c in good.columns if c not in sums and c not in ("numero_nf", "cod_produto")),
+        *(pl.col(c).sum() for c in sums),
+        (price_x_qty / pl.col("qtd_produto_faturado").sum()).alias("_mean_price"),
+        pl.len().alias("odoo_line_count"),
+        pl.col("odoo_write_date").max().alias("_max_write_date"),
+    )
+    return merged.with_columns(
+        pl.when(pl.col("odoo_line_count") > 1)
+        .then(pl.col("_mean_price").round(4, mode="half_away_from_zero"))
+        .otherwise(pl.col("preco_produto_faturado"))
+        .cast(P4, strict=False)
+        .alias("preco_produto_faturado"),
+        pl.col("_max_write_date").alias("odoo_write_date"),
+        *(pl.col(c).cast(t, strict=False) for c, t in (("qtd_produto_faturado", Q3), ("valor_produto_faturado", V2), ("peso_total", Q3))),
+    )  # fmt: skip
