@@ -6,7 +6,7 @@ joins over the whole batch at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import polars as pl
 
@@ -47,9 +47,12 @@ class ChangeSet:
     orphans: pl.DataFrame  # key + status_nf: in the database, no longer in Odoo (full runs)
     rejected: pl.DataFrame  # schemas.REJECTED
     apply_drift: bool = False
+    # For the modules that follow (deliveries, freight): nfs_inserted, nfs_changed,
+    # nfs_to_reprocess (new + reactivated NFs), cnpjs_touched.
+    downstream: dict[str, list[str]] = field(default_factory=dict)
 
     def parts(self) -> dict[str, pl.DataFrame]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "apply_drift"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), pl.DataFrame)}
 
     def counts(self) -> dict[str, int]:
         return {name: frame.height for name, frame in self.parts().items()}
@@ -62,24 +65,6 @@ class ChangeSet:
             self.inserts.height + self.status_changes.height + drift + self.new_products.height
             + self.consolidation.height + self.cancellations.height
         )  # fmt: skip
-
-    def downstream(self) -> dict[str, list[str]]:
-        """The lists the modules that follow (deliveries, freight) act on."""
-        inserted = self.inserts.get_column("numero_nf").unique()
-        changed_parts = [self.status_changes.select("numero_nf")]
-        if self.apply_drift:
-            changed_parts.append(self.drift.select("numero_nf"))
-        changed = pl.concat(changed_parts).get_column("numero_nf").unique()
-        new_nfs = self.inserts.filter(pl.col("_new_nf")) if "_new_nf" in self.inserts.columns else self.inserts
-        reprocess = pl.concat([new_nfs.select("numero_nf"), self.reactivations]).get_column("numero_nf").unique()
-        touched_nfs = pl.concat([inserted, changed]).unique()
-        cnpjs = self.consolidation.filter(pl.col("numero_nf").is_in(touched_nfs.implode())).get_column("cnpj_cliente")
-        return {
-            "nfs_inserted": sorted(inserted.to_list()),
-            "nfs_changed": sorted(changed.to_list()),
-            "nfs_to_reprocess": sorted(reprocess.to_list()),
-            "cnpjs_touched": sorted(c for c in cnpjs.unique().to_list() if c),
-        }
 
 
 def _consolidate(lines: pl.DataFrame) -> pl.DataFrame:
@@ -124,10 +109,7 @@ def compute_changeset(
     existing = existing.select(EXISTING_LINE.names()).cast(dict(EXISTING_LINE))  # type: ignore[arg-type]
     old = existing.rename({c: f"old_{c}" for c in EXISTING_LINE.names() if c not in KEY})
 
-    known_nfs = existing.select("numero_nf").unique()
-    inserts = values.join(existing.select(KEY), on=KEY, how="anti").with_columns(
-        pl.col("numero_nf").is_in(known_nfs.get_column("numero_nf").implode()).not_().alias("_new_nf")
-    )
+    inserts = values.join(existing.select(KEY), on=KEY, how="anti")
 
     # Status is the NF's: every existing row of an NF in the batch follows it.
     nf_status = values.group_by("numero_nf").agg(pl.col("status_nf").first())
@@ -195,6 +177,8 @@ def compute_changeset(
         if full
         else existing.select(*KEY, "status_nf").clear()
     )
+    changed = [status_changes.select("numero_nf")] + ([drift.select("numero_nf")] if apply_drift else [])
+    downstream = _downstream(values, existing, inserts, pl.concat(changed), reactivations)
     return ChangeSet(
         inserts=inserts.sort(KEY),
         status_changes=status_changes,
@@ -206,4 +190,23 @@ def compute_changeset(
         orphans=orphans,
         rejected=rejected if rejected is not None else empty(REJECTED),
         apply_drift=apply_drift,
+        downstream=downstream,
     )
+
+
+def _downstream(
+    values: pl.DataFrame, existing: pl.DataFrame, inserts: pl.DataFrame, changed: pl.DataFrame, reactivated: pl.DataFrame
+) -> dict[str, list[str]]:
+    def listed(frame: pl.DataFrame, column: str = "numero_nf") -> list[str]:
+        return frame.get_column(column).drop_nulls().unique().sort().to_list()
+
+    inserted = inserts.select("numero_nf").unique()
+    new_nfs = inserted.join(existing.select("numero_nf"), on="numero_nf", how="anti")
+    touched = pl.concat([inserted, changed.select("numero_nf")]).unique()
+    cnpjs = values.join(touched, on="numero_nf", how="semi").filter(pl.col("cnpj_cliente") != "")
+    return {
+        "nfs_inserted": listed(inserted),
+        "nfs_changed": listed(changed),
+        "nfs_to_reprocess": listed(pl.concat([new_nfs, reactivated.select("numero_nf")])),
+        "cnpjs_touched": listed(cnpjs, "cnpj_cliente"),
+    }

@@ -146,7 +146,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             counts=counts,
             rows_to_write=cs.writes,
             reject_ratio=round(rejected_ratio, 6),
-            downstream=cs.downstream(),
+            downstream=cs.downstream,
             cursor={**manifest["cursor"], "new": batch.max_write_date or start.cursor},
         )
         t = time.perf_counter()

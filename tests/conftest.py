@@ -1,0 +1,72 @@
+"""Shared fixtures: a real PostgreSQL for the whole session, a fresh database per test.
+
+The server is the embedded one (pgserver) unless FATURAMENTO_DATABASE_URL points
+at another; each test gets its own database cloned from a template that already
+has the schema, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import warnings
+from pathlib import Path
+
+import pytest
+
+from faturamento_batch.db.admin import init_db
+from faturamento_batch.db.connection import adbc_connect
+from faturamento_batch.db.embedded import create_database, embedded_url
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "data" / "fixtures"
+TEMPLATE_DB = "fb_template"
+_counter = itertools.count()
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, query = url.partition("?")
+    base = base.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory) -> str:
+    url = os.environ.get("FATURAMENTO_DATABASE_URL")
+    if url:
+        return url
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return embedded_url(tmp_path_factory.mktemp("pg") / "pgdata")
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url) -> str:
+    with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+    create_database(pg_admin_url, TEMPLATE_DB)
+    url = _with_database(pg_admin_url, TEMPLATE_DB)
+    init_db(url)
+    return url
+
+
+@pytest.fixture
+def db_url(pg_admin_url, template_url) -> str:
+    """A fresh database with the schema and no rows, for this test only."""
+    name = f"fb_test_{os.getpid()}_{next(_counter)}"
+    with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    yield _with_database(pg_admin_url, name)
+    with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_db_url(pg_admin_url) -> str:
+    """A fresh database without the schema (for init-db tests)."""
+    name = f"fb_empty_{os.getpid()}_{next(_counter)}"
+    create_database(pg_admin_url, name)
+    yield _with_database(pg_admin_url, name)
+    with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

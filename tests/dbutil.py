@@ -1,0 +1,88 @@
+"""Test helpers to load rows into tables and read tables back (test code, per-row allowed)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+import connectorx as cx
+import polars as pl
+
+from faturamento_batch.db import schema
+from faturamento_batch.db.connection import adbc_connect
+
+FIXED_TS = datetime(2026, 1, 1, 0, 0, 0)
+# Values the tables require that a scenario need not spell out.
+DEFAULTS = {
+    "faturamento_produto": {"created_at": FIXED_TS, "updated_at": FIXED_TS, "created_by": "legacy", "updated_by": "legacy"},
+    "cadastro_palletizacao": {"created_at": FIXED_TS, "updated_at": FIXED_TS, "palletizacao": 1.0, "peso_bruto": 1.0},
+    "movimentacao_estoque": {
+        "criado_em": FIXED_TS, "atualizado_em": FIXED_TS, "data_movimentacao": date(2026, 1, 1),
+        "tipo_movimentacao": "SAIDA", "local_movimentacao": "CD", "nome_produto": "produto",
+        "qtd_movimentacao": "1", "atualizado_por": "legacy",
+    },
+    "embarque_itens": {"cliente": "cliente", "pedido": "P1", "uf_destino": "SP", "cidade_destino": "Campinas"},
+    "separacao": {"cod_uf": "SP"},
+    "relatorio_faturamento_importado": {"criado_em": FIXED_TS},
+}  # fmt: skip
+
+
+def _coerce(table, column: str, value):
+    col = schema.metadata.tables[table].c[column]
+    python_type = col.type.python_type if hasattr(col.type, "python_type") else str
+    if value is None:
+        return None
+    if python_type is Decimal:
+        return Decimal(str(value))
+    if python_type is date and isinstance(value, str):
+        return date.fromisoformat(value)
+    if python_type is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
+
+
+def load_rows(url: str, tables: dict[str, list[dict]]) -> None:
+    """INSERT the given rows (dicts of column → value) with bound parameters, in table order."""
+    conn = adbc_connect(url)
+    try:
+        with conn.cursor() as cur:
+            for table in schema.metadata.sorted_tables:
+                for row in tables.get(table.name, []):
+                    full = {**DEFAULTS.get(table.name, {}), **row}
+                    cols = list(full)
+                    params = tuple(_coerce(table.name, c, full[c]) for c in cols)
+                    placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
+                    cur.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({placeholders})", params)
+                if any("id" in r for r in tables.get(table.name, [])) and "id" in table.c:
+                    cur.execute(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), (SELECT max(id) FROM {table.name}))")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def read_table(url: str, table: str, columns: list[str] | None = None, order: str | None = None) -> pl.DataFrame:
+    """A table as a frame; numerics come back as text at their scale, so '1.500' compares exactly."""
+    tbl = schema.metadata.tables[table]
+    cols = columns or [c.name for c in tbl.c]
+    exprs = [f"{c}::text AS {c}" if type(tbl.c[c].type).__name__ == "Numeric" else c for c in cols]
+    query = f"SELECT {', '.join(exprs)} FROM {table}" + (f" ORDER BY {order}" if order else "")
+    return cx.read_sql(url, query, return_type="polars")
+
+
+def scalar(url: str, sql: str, params: tuple = ()):
+    conn = adbc_connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def snapshot(url: str) -> dict[str, list[tuple]]:
+    """Every row of every table, for before/after comparisons."""
+    out = {}
+    for table in schema.metadata.sorted_tables:
+        frame = read_table(url, table.name, order="1")
+        out[table.name] = frame.rows()
+    return out
