@@ -7,6 +7,7 @@ reader (`odoo.dataset`) and the wire client (`odoo.extract`). `transform` and
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -28,10 +29,12 @@ class ExtractStats:
     records: dict[str, int] = field(default_factory=dict)
     cache_hits: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_call(self, model: str, method: str, n: int = 1) -> None:
         key = f"{model}.{method}"
-        self.calls[key] = self.calls.get(key, 0) + n
+        with self._lock:  # related models are fetched from several threads
+            self.calls[key] = self.calls.get(key, 0) + n
 
     @property
     def total_calls(self) -> int:
