@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -31,13 +32,17 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory) -> str:
+def pg_admin_url() -> str:
     url = os.environ.get("FATURAMENTO_DATABASE_URL")
     if url:
         return url
+    # Not under pytest's tmp_path: its 0700 parents keep out the unprivileged
+    # user pgserver runs the server as when the tests run as root.
+    pgroot = Path(tempfile.mkdtemp(prefix="fb-pg-"))
+    pgroot.chmod(0o755)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return embedded_url(tmp_path_factory.mktemp("pg") / "pgdata")
+        return embedded_url(pgroot / "pgdata")
 
 
 @pytest.fixture(scope="session")
