@@ -2,22 +2,20 @@
 
 Related records (moves aside, which carry the NF state) change rarely, and an
 edit to a partner or product does not touch the invoice line's write_date.
-The cache keeps each model's raw frame between runs; `extract` asks Odoo only
-for ids it lacks and for cached ids whose record changed since the cache's
-watermark (the largest write_date it holds, minus the overlap).
+The cache keeps each model's raw frame between runs; `extract` asks Odoo for
+the (id, write_date) of the cached ids it needs — a light call — and fetches
+whole records only for ids it lacks or whose write_date moved.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from .frames import empty_frame, raw_schema
-from .source import parse_write_date
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +45,6 @@ class RecordCache:
         tmp = self._file(model).with_suffix(".tmp")
         frame.write_parquet(tmp)
         os.replace(tmp, self._file(model))
-
-    @staticmethod
-    def watermark(frame: pl.DataFrame) -> datetime | None:
-        if frame.height == 0:
-            return None
-        return frame.select(parse_write_date(pl.col("write_date")).max()).item()
 
     @staticmethod
     def merge(cached: pl.DataFrame, fresh: pl.DataFrame) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -84,19 +84,17 @@ class OdooClient:
         return pl.concat(pages) if pages else empty_frame(model)
 
     def by_ids(self, model: str, ids: list[int], fields: list[str]) -> pl.DataFrame:
-        chunks = [self.search_read(model, [("id", "in", ids[i : i + ID_CHUNK])], fields) for i in range(0, len(ids), ID_CHUNK)]
+        chunks = [self.search_read(model, [("id", "in", chunk)], fields) for chunk in _chunks(ids, ID_CHUNK)]
         return pl.concat(chunks) if chunks else empty_frame(model)
 
 
 class OdooSource:
     """`Source` over Odoo's wire protocols (see the module docstring)."""
 
-    def __init__(self, transport: Transport, *, page_size: int = 20_000, cache_dir: Path | None = None,
-                 overlap: timedelta = timedelta(minutes=10), workers: int = 3):  # fmt: skip
+    def __init__(self, transport: Transport, *, page_size: int = 20_000, cache_dir: Path | None = None, workers: int = 3):
         self.transport = transport
         self.page_size = page_size
         self.cache = RecordCache(cache_dir)
-        self.overlap = overlap
         self.workers = workers
         self.description = f"Odoo {transport.creds.url} db={transport.creds.db} via {transport.name}"
 
@@ -108,7 +106,7 @@ class OdooSource:
                             settings.odoo_password, settings.odoo_api_key)  # fmt: skip
         transport = make_transport(settings.odoo_transport, creds, settings.odoo_timeout, settings.odoo_retries)
         cache_dir = settings.cache_dir / _cache_key(settings) if settings.use_cache else None
-        return cls(transport, page_size=settings.page_size, cache_dir=cache_dir, overlap=settings.overlap)
+        return cls(transport, page_size=settings.page_size, cache_dir=cache_dir)
 
     def extract(self, since: datetime | None) -> RawBatch:
         started = time.perf_counter()
@@ -135,8 +133,8 @@ class OdooSource:
         touched = client.keyset(LINE, [*LINE_DOMAIN, *window], ["id", "move_id"], self.page_size)
         move_ids = touched.get_column("move_id").drop_nulls().unique().sort().to_list()
         parts = [
-            client.keyset(LINE, [*LINE_DOMAIN, ("move_id", "in", move_ids[i : i + MOVE_CHUNK])], fields, self.page_size)
-            for i in range(0, len(move_ids), MOVE_CHUNK)
+            client.keyset(LINE, [*LINE_DOMAIN, ("move_id", "in", chunk)], fields, self.page_size)
+            for chunk in _chunks(move_ids, MOVE_CHUNK)
         ]
         return pl.concat(parts).sort("id") if parts else empty_frame(LINE)
 
@@ -150,21 +148,24 @@ class OdooSource:
         cached = self.cache.load(model)
         wanted = pl.DataFrame({"id": ids}, schema={"id": pl.Int64})
         known = cached.join(wanted, on="id", how="semi")
-        missing = wanted.join(known, on="id", how="anti").get_column("id").to_list()
-        fresh = [client.by_ids(model, missing, fields)] if missing else []
-        mark = RecordCache.watermark(known)
-        if known.height and mark is not None:
-            changed_since = _fmt(mark - self.overlap)
-            known_ids = known.get_column("id").to_list()
-            fresh += [
-                client.search_read(model, [("id", "in", known_ids[i : i + ID_CHUNK]), ("write_date", ">", changed_since)], fields)
-                for i in range(0, len(known_ids), ID_CHUNK)
-            ]
-        fresh_frame = pl.concat(fresh) if fresh else empty_frame(model)
-        client.stats.cache_hits[model] = known.height - fresh_frame.join(known.select("id"), on="id", how="semi").height
-        if fresh_frame.height:
-            self.cache.save(model, RecordCache.merge(cached, fresh_frame))
-        return RecordCache.merge(known, fresh_frame).join(wanted, on="id", how="semi")
+        # Revalidate by write_date: one light call (id, write_date) per chunk, then
+        # the full records only of what is new or changed since it was cached.
+        stamps = [
+            client.search_read(model, [("id", "in", chunk)], ["id", "write_date"])
+            for chunk in _chunks(known.get_column("id").to_list(), ID_CHUNK)
+        ]
+        current = pl.concat(stamps).select("id", "write_date") if stamps else pl.DataFrame(schema={"id": pl.Int64, "write_date": pl.String})
+        unchanged = known.join(current, on=["id", "write_date"], how="semi")
+        stale = wanted.join(unchanged, on="id", how="anti").get_column("id").to_list()
+        fresh = client.by_ids(model, stale, fields) if stale else empty_frame(model)
+        client.stats.cache_hits[model] = unchanged.height
+        if fresh.height:
+            self.cache.save(model, RecordCache.merge(cached, fresh))
+        return pl.concat([unchanged, fresh]).join(wanted, on="id", how="semi")
+
+
+def _chunks(values: list, size: int) -> list[list]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
 
 
 def _ids_for(model: str, frames: dict[str, pl.DataFrame]) -> list[int]:
