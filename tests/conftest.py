@@ -12,6 +12,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -55,16 +56,35 @@ def template_url(pg_admin_url) -> str:
     return url
 
 
-@pytest.fixture
-def db_url(pg_admin_url, template_url) -> str:
-    """A fresh database with the schema and no rows, for this test only."""
+def clone_template(pg_admin_url: str) -> str:
+    """CREATE a new database from the schema template; returns its URL."""
     name = f"fb_test_{os.getpid()}_{next(_counter)}"
     with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    yield _with_database(pg_admin_url, name)
+    return _with_database(pg_admin_url, name)
+
+
+def drop_database(pg_admin_url: str, url: str) -> None:
+    name = urlsplit(url).path.lstrip("/")
     with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(pg_admin_url, template_url) -> str:
+    """A fresh database with the schema and no rows, for this test only."""
+    url = clone_template(pg_admin_url)
+    yield url
+    drop_database(pg_admin_url, url)
+
+
+@pytest.fixture
+def second_db(pg_admin_url, template_url) -> str:
+    """Another fresh database, for side-by-side comparisons."""
+    url = clone_template(pg_admin_url)
+    yield url
+    drop_database(pg_admin_url, url)
 
 
 @pytest.fixture

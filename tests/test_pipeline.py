@@ -77,10 +77,10 @@ def test_failure_in_last_statement_leaves_everything_as_before(db_url, tmp_path)
     assert snapshot(db_url) == before
 
 
-def test_statement_count_does_not_grow_with_data(db_url, tmp_path, pg_admin_url):
+def test_statement_count_does_not_grow_with_data(db_url, second_db, tmp_path):
     counts = {}
     for n_moves in (4, 3_400):  # ~10 and ~10,000 lines
-        url = db_url if n_moves == 4 else _other_db(pg_admin_url, db_url)
+        url = db_url if n_moves == 4 else second_db
         ds = build_dataset(tmp_path / f"odoo{n_moves}", moves=n_moves, lines_per_move=3 if n_moves > 4 else 2)
         assert _sync(url, tmp_path, ds)[0] == 0
         # Day 2: every kind of write (inserts, cancellations with cascade, new products, consolidation).
@@ -94,17 +94,6 @@ def test_statement_count_does_not_grow_with_data(db_url, tmp_path, pg_admin_url)
         counts[n_moves] = manifest["sql_statements"]
     assert counts[4] == counts[3_400], counts
     assert counts[4]["total"] <= 15
-
-
-def _other_db(pg_admin_url: str, db_url: str) -> str:
-    from faturamento_batch.db.embedded import create_database
-
-    from .conftest import TEMPLATE_DB, _with_database
-
-    name = db_url.rsplit("/", 1)[1].split("?")[0] + "_big"
-    with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    return _with_database(pg_admin_url, name)
 
 
 def test_second_run_exits_3_while_the_lock_is_held(db_url, tmp_path):
