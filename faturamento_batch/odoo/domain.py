@@ -158,8 +158,22 @@ def _compile(node: tuple, model: str, schema: Schema) -> Predicate:
             a, b = preds
             return (lambda r: a(r) and b(r)) if kind == "&" else (lambda r: a(r) or b(r))
         if kind == "&":
-            return lambda r: all(p(r) for p in preds)
-        return lambda r: any(p(r) for p in preds)
+
+            def conjunction(r: dict) -> bool:
+                for p in preds:  # a plain loop: cheaper per row than all(<generator>)
+                    if not p(r):
+                        return False
+                return True
+
+            return conjunction
+
+        def disjunction(r: dict) -> bool:
+            for p in preds:
+                if p(r):
+                    return True
+            return False
+
+        return disjunction
     _, fname, op, value = node
     return _compile_leaf(model, fname, op, value, schema)
 
@@ -186,7 +200,7 @@ def _compile_leaf(model: str, path: str, op: str, value: Any, schema: Schema) ->
     elif kind == "datetime" and isinstance(value, str):
         value = _widen_datetime(op, value)
     _check_value(kind, op, value, leaf)
-    test = _test(op, value, leaf)
+    test = _test(op, value)
     return lambda r: test(get(r))
 
 
@@ -208,10 +222,15 @@ def _resolve(model: str, path: str, schema: Schema) -> tuple[Callable[[dict], An
         )
     sub_get, kind = _resolve(comodel, rest, schema)
     index = schema.index.get(comodel, {})
+    leaf_field = None if "." in rest else rest
 
     def get(r: dict) -> Any:
-        related = index.get(many2one_id(r.get(head)))
-        return None if related is None else sub_get(related)
+        # per row on every page of lines: the common [id, name] case inlined
+        v = r.get(head)
+        related = (index.get(v[0]) if v else None) if v.__class__ is list else index.get(many2one_id(v))
+        if related is None:
+            return None
+        return related.get(leaf_field) if leaf_field is not None else sub_get(related)
 
     return get, kind
 
@@ -283,7 +302,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _test(op: str, value: Any, leaf: tuple) -> Callable[[Any], bool]:
+def _test(op: str, value: Any) -> Callable[[Any], bool]:
     """The test of one leaf on a field value, with Odoo's NULL rules."""
     if op == "=":
         if _is_null(value):
