@@ -50,6 +50,13 @@ def _timestamp(text: str) -> datetime:
     raise argparse.ArgumentTypeError(f"`{text}` is not a timestamp (use 'YYYY-MM-DD HH:MM:SS', UTC)")
 
 
+def _date(text: str):
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a date (use YYYY-MM-DD)") from None
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", help="PostgreSQL URL (default: FATURAMENTO_DATABASE_URL, else the embedded server)")
     p.add_argument("--state-dir", type=Path, help="where the embedded server and the Odoo cache live (default .faturamento)")
@@ -98,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8069)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
 
+    p = sub.add_parser("record", help="capture a real Odoo's payloads for a date range into a dataset")
+    _common(p)
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--since", type=_date, required=True, help="first invoice date (YYYY-MM-DD)")
+    p.add_argument("--until", type=_date, required=True, help="day after the last invoice date (YYYY-MM-DD)")
+    p.add_argument("--anonymize", action="store_true", help="replace CNPJs, names and e-mails consistently")
+    p.add_argument("--odoo-url")
+    p.add_argument("--odoo-db")
+    p.add_argument("--odoo-user")
+    p.add_argument("--transport", choices=("jsonrpc", "xmlrpc", "json2"))
+
     p = sub.add_parser("generate", help="write a realistic synthetic dataset")
     _common(p)
     p.add_argument("dataset", type=Path)
@@ -126,7 +144,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
         page_size=get("page_size"),
         use_cache=False if get("no_cache") else None,
         full=get("full") or None,
-        since=get("since"),
+        since=get("since") if args.command == "sync" else None,
         overlap=timedelta(minutes=overlap) if overlap is not None else None,
         dry_run=get("dry_run") or None,
         apply_drift=get("apply_drift") or None,

@@ -96,6 +96,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
+    from .odoo.extract import OdooSource
+    from .odoo.record import record
+
+    if args.until <= args.since:
+        raise ConfigError("`--until` must be after `--since`")
+    transport = OdooSource.from_settings(settings).transport
+    summary = record(transport, args.dataset, args.since, args.until, anonymize=args.anonymize)
+    log.info("recorded %s into %s with %d Odoo calls%s", json.dumps(summary.records), summary.path, summary.calls,
+             " (anonymized)" if args.anonymize else "")  # fmt: skip
+    return 0
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from .odoo.replay import serve_forever
 
@@ -118,6 +131,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_sync(settings)
     if args.command == "runs":
         return cmd_runs(args, settings)
+    if args.command == "record":
+        return cmd_record(args, settings)
     if args.command == "generate":
         return cmd_generate(args)
     if args.command == "odoo-replay":
