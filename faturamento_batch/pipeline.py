@@ -94,6 +94,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
     writer = None
     state = None
     try:
+        t = time.perf_counter()
         source = source or make_source(settings)
         manifest["source"] = settings.scrub(source.description)
         url = database_url(settings)
@@ -102,6 +103,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
             init_db(url)  # the embedded database is ours to set up
         writer = Writer(adbc_connect(url))
+        clock.phase("connect", t)
 
         t = time.perf_counter()
         start = lock_and_read_cursor(writer, settings.job, settings.wait_seconds)

@@ -100,14 +100,12 @@ def records_to_frame(model: str, records: list[dict]) -> pl.DataFrame:
         return frame_from_json(model, payload)
     except ValueError:
         pass  # NaN or Infinity among the numbers: build the columns from the objects
-    m2o = [f for f, k in fields.items() if k == "many2one"]
-    plain = [f for f, k in fields.items() if k != "many2one"]
+    read_schema = {f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in fields.items()}
     try:
-        links = pl.DataFrame(records, schema={f: pl.List(pl.String) for f in m2o}, strict=False)
-        words = pl.DataFrame(records, schema={f: pl.String for f in plain}, strict=False)
+        rows = pl.DataFrame(records, schema=read_schema, strict=False)
     except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
         raise OdooPermanentError(f"Odoo sent `{model}` records of a shape no Odoo sends: {exc}") from exc
-    return _normalize(model, pl.concat([links, words], how="horizontal"), _exact_text(model, records))
+    return _normalize(model, rows, _exact_text(model, records))
 
 
 def _exact_text(model: str, records: list) -> pl.DataFrame:
