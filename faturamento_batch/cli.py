@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-reject-ratio", type=float, help="abort when more lines than this are rejected (default 0.05)")
     p.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for a running sync instead of exiting 3")
     p.add_argument("--job", help="job name: its own cursor and lock (default faturamento)")
+    p.add_argument("--statement-timeout", type=float, metavar="SECONDS",
+                   help="cancel any single SQL statement running longer (default 900; 0 = no limit)")
 
     p = sub.add_parser("runs", help="recent runs and their manifests")
     _common(p)
@@ -151,6 +153,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
         max_reject_ratio=get("max_reject_ratio"),
         wait_seconds=get("wait"),
         job=get("job"),
+        statement_timeout=get("statement_timeout"),
         **extra,
     )
 

@@ -18,7 +18,7 @@ import polars as pl
 
 from . import artifacts
 from .db.admin import init_db, schema_exists
-from .db.connection import adbc_connect, database_url
+from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
 from .db.read import read_existing
 from .db.write import RunRecord, Writer
@@ -102,7 +102,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             if settings.database_url:
                 raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
             init_db(url)  # the embedded database is ours to set up
-        writer = Writer(adbc_connect(url))
+        writer = Writer(adbc_connect(with_session_options(url, settings.statement_timeout)))
         clock.phase("connect", t)
 
         t = time.perf_counter()
@@ -114,6 +114,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         log.info("run %s: %s sync from %s", run_id, manifest["mode"], manifest["source"])
 
         t = time.perf_counter()
+        log.info("extract: reading Odoo")
         batch: RawBatch = source.extract(since)
         clock.phase("extract", t)
         manifest["odoo"] = batch.stats.as_dict()

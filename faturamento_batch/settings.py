@@ -49,6 +49,7 @@ class Settings:
     apply_drift: bool = False
     max_reject_ratio: float = 0.05
     wait_seconds: float = 0.0
+    statement_timeout: float = 900.0  # seconds one SQL statement may run; 0 = no limit
 
     @property
     def secrets(self) -> tuple[str, ...]:

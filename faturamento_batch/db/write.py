@@ -168,6 +168,7 @@ class Writer:
         return int(self.cur.fetchone()[0])
 
     def commit(self) -> None:
+        log.info("write: commit")
         self.statements += 1
         try:
             self.conn.commit()
@@ -193,6 +194,7 @@ class Writer:
         summary = WriteSummary()
         before = self.statements
         if cs.inserts.height:
+            log.info("write: COPY %d new lines into faturamento_produto", cs.inserts.height)
             rows = cs.inserts.select(LINE_VALUES.names()).with_columns(
                 pl.lit(now).alias("created_at"),
                 pl.lit(now).alias("updated_at"),
@@ -201,15 +203,18 @@ class Writer:
             )
             summary.rows["faturamento_produto.insert"] = self.ingest("faturamento_produto", rows, temporary=False)
         if cs.new_products.height:
+            log.info("write: %d new products", cs.new_products.height)
             self.ingest("_fb_new_products", cs.new_products.select(NEW_PRODUCT.names()), temporary=True)
             self.execute(_INSERT_PRODUCTS, (now,))
             summary.rows["cadastro_palletizacao.insert"] = self.rowcount()
         changes = _changes(cs)
         if changes.height:
+            log.info("write: status/values of %d existing lines", changes.height)
             self.ingest("_fb_changes", changes, temporary=True)
             self.execute(_UPDATE_LINES, (now, ACTOR))
             summary.rows["faturamento_produto.update"] = self.rowcount()
         if cs.cancellations.height:
+            log.info("write: cancellation cascade for %d NFs", cs.cancellations.height)
             nfs = cs.cancellations.get_column("numero_nf").to_list()
             self.execute(_CASCADE, (nfs, now, ACTOR, ERRO_NF_CANCELADA))
             cascade = pl.from_arrow(self.cur.fetch_arrow_table())
@@ -217,6 +222,7 @@ class Writer:
             per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())
             summary.rows.update(zip((per_table["tabela"] + ".cancel").to_list(), per_table["linhas"].to_list()))
         if cs.consolidation.height:
+            log.info("write: consolidation of %d NFs", cs.consolidation.height)
             self.ingest("_fb_consolidation", cs.consolidation.select(_CONS_COLUMNS), temporary=True)
             self.execute(_UPSERT_CONSOLIDATION, (now, ACTOR))
             summary.rows["relatorio_faturamento_importado.upsert"] = self.rowcount()
