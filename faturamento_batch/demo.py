@@ -17,6 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .db.admin import init_db
 from .db.connection import adbc_connect
 from .db.embedded import create_database, embedded_url
 from .settings import Settings
@@ -33,13 +34,41 @@ def _fresh_database(settings: Settings) -> str:
     with adbc_connect(admin, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{DEMO_DB}" WITH (FORCE)')  # constant name
     create_database(admin, DEMO_DB)
-    return embedded_url(settings.pgdata, DEMO_DB)
+    url = embedded_url(settings.pgdata, DEMO_DB)
+    init_db(url)
+    return url
 
 
 def _copy_dataset(src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for file in src.glob("*.json"):
         shutil.copyfile(file, dst / file.name)
+
+
+# What the logistics system would have done with day 1's NFs: picked, shipped and
+# moved stock for them, so that day 2's cancellations have something to cascade to.
+_SEED = (
+    "INSERT INTO embarques (numero, status, data_embarque, criado_em) VALUES (1, 'ativo', CURRENT_DATE, LOCALTIMESTAMP)",
+    """INSERT INTO movimentacao_estoque (cod_produto, nome_produto, data_movimentacao, tipo_movimentacao,
+         local_movimentacao, qtd_movimentacao, numero_nf, status_nf, criado_em, atualizado_em, criado_por, ativo)
+       SELECT cod_produto, nome_produto, data_fatura, 'SAIDA', 'CD', qtd_produto_faturado, numero_nf, 'FATURADO',
+              LOCALTIMESTAMP, LOCALTIMESTAMP, 'demo', true
+       FROM faturamento_produto WHERE status_nf = 'Lançado'""",
+    """INSERT INTO embarque_itens (embarque_id, cnpj_cliente, cliente, pedido, nota_fiscal, uf_destino, cidade_destino)
+       SELECT DISTINCT ON (numero_nf) (SELECT min(id) FROM embarques), cnpj_cliente, left(nome_cliente, 120),
+              coalesce(nullif(origem, ''), 'sem pedido'), numero_nf, coalesce(estado, 'SP'), coalesce(municipio, '?')
+       FROM faturamento_produto WHERE status_nf = 'Lançado' ORDER BY numero_nf""",
+    """INSERT INTO separacao (num_pedido, cnpj_cpf, cod_uf, cod_produto, numero_nf, sincronizado_nf, status)
+       SELECT origem, cnpj_cliente, coalesce(estado, 'SP'), cod_produto, numero_nf, true, 'FATURADO'
+       FROM faturamento_produto WHERE status_nf = 'Lançado'""",
+)
+
+
+def _seed_logistics(url: str) -> None:
+    with adbc_connect(url) as conn, conn.cursor() as cur:
+        for sql in _SEED:
+            cur.execute(sql)
+        conn.commit()
 
 
 def run_demo(settings: Settings) -> int:
@@ -61,7 +90,6 @@ def run_demo(settings: Settings) -> int:
     log.info("demo database: `%s` in the embedded PostgreSQL at %s", DEMO_DB, settings.pgdata.resolve())
     meta = read_meta(day1)
     with ReplayServer(served) as odoo:
-        log.info("replay Odoo serving %s at %s", served, odoo.url)
         run = replace(
             settings, database_url=url, source=None, odoo_url=odoo.url, odoo_db=meta["db"],
             odoo_user=meta["login"], odoo_password=meta["password"], odoo_transport="jsonrpc",
@@ -71,6 +99,7 @@ def run_demo(settings: Settings) -> int:
         print("\n== day 1: first run (full) over JSON-RPC ==", file=sys.stderr)
         print(summary_text(run_sync(run)), file=sys.stderr)
 
+        _seed_logistics(url)
         _copy_dataset(day2, served)
         odoo.reload()
         print("\n== day 2: incremental run after new NFs, cancellations, a reactivation and edits ==", file=sys.stderr)
