@@ -140,15 +140,12 @@ def compute_changeset(
     new_products = (
         lines.join(existing_products.select("cod_produto"), on="cod_produto", how="anti")
         .group_by("cod_produto", maintain_order=True)
-        .agg(pl.col("nome_produto").first(), pl.col("peso_unitario_produto").first())
+        .agg(pl.col("odoo_template_name").first(), pl.col("odoo_gross_weight").first())
         .select(
             "cod_produto",
-            "nome_produto",
+            pl.col("odoo_template_name").alias("nome_produto"),
             pl.lit(1.0).alias("palletizacao"),
-            pl.when(pl.col("peso_unitario_produto") > 0)
-            .then(pl.col("peso_unitario_produto").cast(pl.Float64))
-            .otherwise(1.0)
-            .alias("peso_bruto"),
+            pl.when(pl.col("odoo_gross_weight") > 0).then(pl.col("odoo_gross_weight")).otherwise(1.0).alias("peso_bruto"),
         )
         .cast(dict(NEW_PRODUCT))  # type: ignore[arg-type]
         .sort("cod_produto")

@@ -47,6 +47,10 @@ LINE = pl.Schema(
         "odoo_move_id": pl.Int64,
         "odoo_line_count": pl.UInt32,  # Odoo lines merged into this row
         "odoo_write_date": pl.Datetime("us"),
+        # For cadastro_palletizacao: the template's name at that table's width, and
+        # its gross weight as Odoo sent it (the line keeps it rounded to 3 places).
+        "odoo_template_name": pl.String,
+        "odoo_gross_weight": pl.Float64,
     }
 )
 

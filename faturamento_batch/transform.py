@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .db.schema import faturamento_produto, relatorio_faturamento_importado
+from .db.schema import cadastro_palletizacao, faturamento_produto
 from .odoo.fields import LINE, MOVE, MUNICIPIO, PARTNER, PRODUCT, TEMPLATE, USER
 from .schemas import LINE as LINE_SCHEMA
 from .schemas import P4, Q3, REJECTED, V2
@@ -20,8 +20,8 @@ from .schemas import P4, Q3, REJECTED, V2
 WIDTHS: dict[str, int] = {
     c.name: c.type.length for c in faturamento_produto.c if getattr(c.type, "length", None)
 }
-CONSOLIDATION_WIDTHS: dict[str, int] = {
-    c.name: c.type.length for c in relatorio_faturamento_importado.c if getattr(c.type, "length", None)
+PRODUCT_WIDTHS: dict[str, int] = {
+    c.name: c.type.length for c in cadastro_palletizacao.c if getattr(c.type, "length", None)
 }
 
 STATUS_BY_STATE = {"posted": "Lançado", "cancel": "Cancelado", "draft": "Provisório"}
@@ -174,6 +174,11 @@ def _mapped() -> list[pl.Expr]:
         .fill_null(STATUS_DEFAULT)
         .alias("status_nf"),
         pl.col("move_id").alias("odoo_move_id"),
+        cut(
+            pl.coalesce(clean(pl.col("t_name")), clean(pl.col("pp_name")), clean(pl.col("product_id__name")), pl.lit("")),
+            "nome_produto", PRODUCT_WIDTHS,
+        ).alias("odoo_template_name"),
+        pl.col("t_gross_weight").alias("odoo_gross_weight"),
         pl.max_horizontal(
             pl.col("write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
             pl.col("m_write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
@@ -219,6 +224,11 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
     rejected = mapped.filter(pl.col("reason").is_not_null()).select(
         pl.col("id").alias("odoo_line_id"),
         pl.col("move_id").alias("odoo_move_id"),
+        cut(
+            pl.coalesce(clean(pl.col("t_name")), clean(pl.col("pp_name")), clean(pl.col("product_id__name")), pl.lit("")),
+            "nome_produto", PRODUCT_WIDTHS,
+        ).alias("odoo_template_name"),
+        pl.col("t_gross_weight").alias("odoo_gross_weight"),
         "numero_nf",
         "cod_produto",
         "reason",

@@ -199,6 +199,7 @@ def test_numeric_columns_round_trip_at_their_scale(db_url, tmp_path):
         **{k: [Decimal(v) for v in vals] for k, vals in edge.items()}, "origem": [""] * 5, "status_nf": ["Lançado"] * 5,
     })  # fmt: skip
     rows = rows.with_columns(pl.lit("2026-01-05").str.to_date().alias("data_fatura")).cast(dict(LINE_VALUES))
+    rows = rows.with_columns(pl.lit("x").alias("odoo_template_name"), pl.lit(1.0).alias("odoo_gross_weight"))
     import datetime as dt
 
     from faturamento_batch.diff import compute_changeset
