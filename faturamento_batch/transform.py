@@ -205,40 +205,41 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
     (`schemas.LINE`, one row per NF and product, merged lines summed) and
     rejected lines (`schemas.REJECTED`), each with the first reason that applies.
     """
-    mapped = _joined(frames).with_columns(_mapped())
     numbers_ok = pl.all_horizontal(
         pl.col(c).is_not_null()
         for c in ("qtd_produto_faturado", "preco_produto_faturado", "valor_produto_faturado", "peso_total")
     ) & (pl.col("t_gross_weight").is_null() | pl.col("peso_unitario_produto").is_not_null())
-    mapped = mapped.with_columns(_reason(numbers_ok).alias("reason"))
     # An NF number is one move; two moves claiming it is a data error upstream,
     # and merging them would mix two customers' lines into one NF.
     several_moves = pl.col("odoo_move_id").n_unique().over("numero_nf") > 1
-    mapped = mapped.with_columns(
-        pl.when(pl.col("reason").is_null() & pl.col("numero_nf").is_not_null() & several_moves)
-        .then(pl.lit(NF_ON_SEVERAL_MOVES))
-        .otherwise(pl.col("reason"))
-        .alias("reason")
-    ).collect()
-
+    mapped = (
+        _joined(frames)
+        .with_columns(_mapped())
+        .with_columns(_reason(numbers_ok).alias("reason"))
+        # Keep only what the outputs need: the wide joined frame never materializes.
+        .select("id", "move_id", "reason", *(c for c in LINE_SCHEMA.names() if c != "odoo_line_count"))
+        .with_columns(
+            pl.when(pl.col("reason").is_null() & pl.col("numero_nf").is_not_null() & several_moves)
+            .then(pl.lit(NF_ON_SEVERAL_MOVES))
+            .otherwise(pl.col("reason"))
+            .alias("reason")
+        )
+        .collect()
+    )
     rejected = mapped.filter(pl.col("reason").is_not_null()).select(
         pl.col("id").alias("odoo_line_id"),
         pl.col("move_id").alias("odoo_move_id"),
-        cut(
-            pl.coalesce(clean(pl.col("t_name")), clean(pl.col("pp_name")), clean(pl.col("product_id__name")), pl.lit("")),
-            "nome_produto", PRODUCT_WIDTHS,
-        ).alias("odoo_template_name"),
-        pl.col("t_gross_weight").alias("odoo_gross_weight"),
         "numero_nf",
         "cod_produto",
         "reason",
     )
-    good = mapped.filter(pl.col("reason").is_null()).sort("id")
+    good = mapped.filter(pl.col("reason").is_null()).drop("reason", "move_id").sort("id")
+    del mapped
     lines = _merge_same_product(good)
     return TransformResult(
         lines=lines.select(LINE_SCHEMA.names()).cast(dict(LINE_SCHEMA)),  # type: ignore[arg-type]
         rejected=rejected.cast(dict(REJECTED)),  # type: ignore[arg-type]
-        in_domain=mapped.height,
+        in_domain=rejected.height + good.height,
         merged=good.height - lines.height,
     )
 
