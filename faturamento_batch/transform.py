@@ -251,7 +251,9 @@ def _merge_same_product(good: pl.DataFrame) -> pl.DataFrame:
     come from the NF's first line (they are the NF's, so all lines agree).
     """
     sums = ("qtd_produto_faturado", "valor_produto_faturado", "peso_total")
-    price_x_qty = (pl.col("preco_produto_faturado") * pl.col("qtd_produto_faturado")).sum()
+    # Widen before dividing: Polars' decimal division keeps the dividend's scale and
+    # truncates, which would turn the half-up rounding below into a truncation.
+    price_x_qty = (pl.col("preco_produto_faturado") * pl.col("qtd_produto_faturado")).sum().cast(pl.Decimal(38, 12))
     merged = good.group_by("numero_nf", "cod_produto", maintain_order=True).agg(
         *(pl.col(c).first() for c in good.columns if c not in sums and c not in ("numero_nf", "cod_produto")),
         *(pl.col(c).sum() for c in sums),
