@@ -1,28 +1,42 @@
 """`runs list` and `runs show`: the run history from `sync_runs`, and a run's manifest.
 
-Failed runs write nothing to the database (their transaction is rolled back),
-so they appear only in their artifacts; `runs list` adds them from there.
+Failed runs and dry runs write nothing to the database (their transaction is
+rolled back), so they appear only in their artifacts; `runs list` adds them
+from there.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from . import artifacts
+from .analysis import CHANGESET_PARTS, run_dirs
 from .db.connection import database_url
-from .errors import ConfigError
+from .errors import ConfigError, FaturamentoError
 from .settings import Settings
+
+# Columns of `runs list`: (count key, header).
+LISTED_COUNTS = (
+    ("inserts", "inserts"),
+    ("status_changes", "changed"),
+    ("cancellations", "cancelled"),
+    ("reactivations", "reactivated"),
+    ("drift", "drift"),
+    ("new_products", "products"),
+    ("rejected", "rejected"),
+)
 
 
 def _db_runs(settings: Settings, limit: int) -> pl.DataFrame:
     import connectorx as cx
 
-
     url = database_url(settings)
+    # connectorx takes no bound parameters; the only value here is an int.
     query = (
         "SELECT run_id, job, mode, status, started_at, finished_at, cursor_from, cursor_to, "
         "counts::text AS counts, artifacts_dir FROM sync_runs ORDER BY started_at DESC, id DESC LIMIT "
@@ -31,93 +45,165 @@ def _db_runs(settings: Settings, limit: int) -> pl.DataFrame:
     try:
         return cx.read_sql(url, query, return_type="polars")
     except Exception as exc:
-        raise ConfigError(f"cannot read `sync_runs` (run `faturamento-batch init-db` first?): {exc}") from exc
+        raise ConfigError(f"cannot read `sync_runs` (run `faturamento-batch init-db` first?): {settings.scrub(str(exc))}") from exc
+
+
+def _when(value) -> datetime | None:
+    """A manifest's ISO text or the database's datetime → datetime (None stays None)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
 
 
 def _artifact_runs(settings: Settings) -> list[dict]:
-    root = settings.artifacts_dir
-    if not root.is_dir():
-        return []
     found = []
-    for run_dir in root.iterdir():
+    for run_dir in run_dirs(settings.artifacts_dir):
         try:
             found.append({**artifacts.read_manifest(run_dir), "artifacts_dir": str(run_dir)})
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # removed or rewritten since it was listed
             continue
     return found
 
 
 def run_rows(settings: Settings, limit: int = 20) -> list[dict]:
-    """Recent runs, newest first: committed ones from the database, failed ones from artifacts."""
+    """Recent runs, newest first: committed ones from `sync_runs`, failed and dry runs from the artifacts.
+
+    Each row: run_id, job, mode, status, started_at, finished_at (datetimes),
+    cursor_from, cursor_to, counts (dict), seconds, artifacts_dir, error.
+    """
     rows = []
     committed = set()
-    frame = _db_runs(settings, limit)
-    for r in frame.to_dicts():  # at most `limit` rows of history, not data
-        counts = json.loads(r["counts"]) if r["counts"] else {}
+    for r in _db_runs(settings, limit).to_dicts():  # at most `limit` rows of history, not data
         committed.add(r["run_id"])
         seconds = (r["finished_at"] - r["started_at"]).total_seconds() if r["finished_at"] else None
-        rows.append({**r, "counts": counts, "seconds": seconds})
+        rows.append({**r, "counts": json.loads(r["counts"]) if r["counts"] else {}, "seconds": seconds, "error": None})
     for m in _artifact_runs(settings):
+        # A successful run's artifacts without its `sync_runs` row belong to another database.
         if m.get("run_id") in committed or m.get("status") == "success":
             continue
+        cursor = m.get("cursor") or {}
         rows.append({
             "run_id": m.get("run_id"), "job": m.get("job"), "mode": m.get("mode"), "status": m.get("status"),
-            "started_at": m.get("started_at"), "finished_at": m.get("finished_at"), "counts": m.get("counts", {}),
-            "seconds": m.get("timings", {}).get("total"), "artifacts_dir": m.get("artifacts_dir"),
-            "error": m.get("error"),
+            "started_at": _when(m.get("started_at")), "finished_at": _when(m.get("finished_at")),
+            "cursor_from": _when(cursor.get("since")), "cursor_to": _when(cursor.get("new")),
+            "counts": m.get("counts") or {}, "seconds": (m.get("timings") or {}).get("total"),
+            "artifacts_dir": m.get("artifacts_dir"), "error": m.get("error"),
         })  # fmt: skip
-    rows.sort(key=lambda r: str(r.get("started_at") or ""), reverse=True)
+    rows.sort(key=lambda r: r["started_at"] or datetime.min, reverse=True)
     return rows[:limit]
 
 
+def _json_default(value):
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def list_runs(settings: Settings, limit: int = 20, as_json: bool = False) -> int:
+    """Print recent runs as a table (or JSON rows with `as_json`); returns the exit code."""
     rows = run_rows(settings, limit)
     if as_json:
-        print(json.dumps(rows, default=str, indent=2))
+        print(json.dumps(rows, default=_json_default, indent=2, ensure_ascii=False))
         return 0
     if not rows:
         print("no runs yet", file=sys.stderr)
         return 0
-    header = f"{'started (UTC)':19}  {'run id':24}  {'mode':11}  {'status':8}  {'ins':>7}  {'status':>6}  {'cancel':>6}  {'drift':>6}  {'rej':>5}  {'secs':>7}"
-    print(header)
+    counts_header = "  ".join(f"{label:>{max(len(label), 6)}}" for _, label in LISTED_COUNTS)
+    print(f"{'started (UTC)':19}  {'run id':24}  {'mode':11}  {'status':8}  {counts_header}  {'seconds':>7}")
     for r in rows:
         c = r.get("counts") or {}
+        started = r["started_at"].strftime("%Y-%m-%d %H:%M:%S") if r.get("started_at") else "-"
         secs = f"{r['seconds']:.2f}" if r.get("seconds") is not None else "-"
-        print(
-            f"{str(r.get('started_at'))[:19]:19}  {str(r.get('run_id')):24}  {str(r.get('mode')):11}  {str(r.get('status')):8}  "
-            f"{c.get('inserts', 0):>7}  {c.get('status_changes', 0):>6}  {c.get('cancellations', 0):>6}  "
-            f"{c.get('drift', 0):>6}  {c.get('rejected', 0):>5}  {secs:>7}"
-        )
+        counts = "  ".join(f"{c.get(key, 0):>{max(len(label), 6)},}" for key, label in LISTED_COUNTS)
+        print(f"{started:19}  {str(r.get('run_id')):24}  {str(r.get('mode') or '-'):11}  {str(r.get('status')):8}  {counts}  {secs:>7}")
     return 0
 
 
+def _recorded_dir(settings: Settings, run: str) -> Path | None:
+    """The artifacts directory `sync_runs` recorded for run id `run`, if it still exists.
+
+    Asked only of a configured database or an embedded one that already
+    exists: `runs show` must not start a new server in whatever directory it runs.
+    """
+    if not settings.database_url and not settings.pgdata.is_dir():
+        return None
+    from .db.connection import adbc_connect
+
+    try:
+        conn = adbc_connect(database_url(settings), autocommit=True)
+    except FaturamentoError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT artifacts_dir FROM sync_runs WHERE run_id = $1", (run,))
+            found = cur.fetchone()
+    except Exception:  # no sync_runs table: nothing recorded there
+        return None
+    finally:
+        conn.close()
+    path = Path(found[0]) if found and found[0] else None
+    return path if path is not None and (path / artifacts.MANIFEST).is_file() else None
+
+
 def find_run_dir(settings: Settings, run: str | None) -> Path:
+    """The directory of run `run`: a run directory path, a run id or a unique prefix of one; the latest when None.
+
+    Looks under `settings.artifacts_dir`, then where `sync_runs` says the run's artifacts went.
+    """
+    if run and (Path(run) / artifacts.MANIFEST).is_file():
+        return Path(run)
     root = settings.artifacts_dir
-    if not root.is_dir():
-        raise ConfigError(f"no runs under `{root}` (pass `--artifacts-dir`)")
-    dirs = [d for d in root.iterdir() if (d / artifacts.MANIFEST).is_file()]
-    if run:
-        dirs = [d for d in dirs if d.name == run or d.name.startswith(run)]
-    if not dirs:
-        raise ConfigError(f"no run `{run}` under `{root}`" if run else f"no runs under `{root}`")
-    return max(dirs, key=lambda d: d.name)
+    dirs = run_dirs(root)
+    if not run:
+        if not dirs:
+            raise ConfigError(f"no runs under `{root}` (pass `--artifacts-dir`)")
+        return dirs[-1]
+    matches = [d for d in dirs if d.name == run] or [d for d in dirs if d.name.startswith(run)]
+    if len(matches) > 1:
+        names = ", ".join(d.name for d in matches[:5]) + (" …" if len(matches) > 5 else "")
+        raise ConfigError(f"`{run}` matches {len(matches)} runs under `{root}` ({names}): give more of the id")
+    if matches:
+        return matches[0]
+    recorded = _recorded_dir(settings, run)
+    if recorded is not None:
+        return recorded
+    raise ConfigError(f"no run `{run}` under `{root}` (pass `--artifacts-dir`)")
+
+
+def _part_rows(run_dir: Path, name: str, counts: dict) -> int | None:
+    if name in counts:
+        return counts[name]
+    file = run_dir / f"{name}.parquet"
+    return pl.scan_parquet(file).select(pl.len()).collect().item() if file.is_file() else None
 
 
 def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
-    run_dir = find_run_dir(settings, run)
+    """Print a run's manifest for people (or as JSON with `as_json`, plus `run_dir`); returns the exit code."""
+    run_dir = find_run_dir(settings, run).resolve()
     manifest = artifacts.read_manifest(run_dir)
     if as_json:
-        print(json.dumps(manifest, indent=2, ensure_ascii=False))
+        print(json.dumps({**manifest, "run_dir": str(run_dir)}, indent=2, ensure_ascii=False))
         return 0
     from .commands import summary_text
     from .pipeline import RunResult
 
-    print(summary_text(RunResult(manifest["run_id"], run_dir, manifest)))
+    print(summary_text(RunResult(manifest.get("run_id", run_dir.name), run_dir, manifest)))
+    print(f"  started {manifest.get('started_at', '-')} · finished {manifest.get('finished_at', '-')} (UTC)")
     if manifest.get("error"):
         print(f"  error: {manifest['error']}")
-    if manifest.get("downstream"):
-        for key, values in manifest["downstream"].items():
-            shown = ", ".join(values[:10]) + (f" … (+{len(values) - 10})" if len(values) > 10 else "")
-            print(f"  {key}: {shown or '-'}")
-    print("  parts: " + ", ".join(f"{p} ({f})" for p, f in manifest.get("artifacts", {}).items()))
+    cascade = {k.removesuffix(".cancel"): v for k, v in (manifest.get("written") or {}).items() if k.endswith(".cancel")}
+    if cascade:
+        print("  cancellation cascade: " + " · ".join(f"{table} {rows:,}" for table, rows in cascade.items()))
+    for key, values in (manifest.get("downstream") or {}).items():
+        shown = ", ".join(values[:10]) + (f" … (+{len(values) - 10})" if len(values) > 10 else "")
+        print(f"  {key}: {shown or '-'}")
+    files = manifest.get("artifacts") or {}
+    if files:
+        print(f"  parts in {run_dir}:")
+        counts = manifest.get("counts") or {}
+        for name in [*(p for p in CHANGESET_PARTS if p in files), *(p for p in files if p not in CHANGESET_PARTS)]:
+            rows = _part_rows(run_dir, name, counts)
+            print(f"    {name:15} {'-' if rows is None else format(rows, ','):>9} rows  {files[name]}")
+    print(f"  notebook: set FATURAMENTO_RUN_DIR={run_dir} and open notebooks/sync_diff_analysis.ipynb")
     return 0

@@ -1,0 +1,579 @@
+"""Load a run's artifacts (`runs/<run-id>/`) and shape them for people: the notebook's backend.
+
+Every function takes a `Run` (from `load_run`) and returns a small Polars frame
+ready to display or chart. A part that a run did not write (`cascade` exists
+only when NFs were cancelled; a failed run may stop before the diff) reads as
+an empty frame of the right schema, so every function also works on it and
+returns an empty frame — the notebook then says "nothing of this kind".
+
+Money and quantities are Decimal in the artifacts; here they become Float64:
+these frames are for reading and charts, not for writing back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from . import artifacts
+from .schemas import (
+    CONSOLIDATION,
+    DRIFT_COLUMNS,
+    KEY,
+    LINE_VALUES,
+    NEW_PRODUCT,
+    NF_LIST,
+    REJECTED,
+    STATUS_CHANGE,
+)
+
+RUN_ENV = "FATURAMENTO_RUN_DIR"
+COMPARE_ENV = "FATURAMENTO_COMPARE_RUN_DIR"
+# Relative to the notebook's working directory: ./runs when started from the
+# repository root (where `faturamento-batch demo` writes), ../runs from notebooks/.
+SEARCH_ROOTS = (Path("runs"), Path("..") / "runs")
+
+# ChangeSet parts in the order of `diff.ChangeSet`, with the schema an absent part reads as.
+PART_SCHEMAS: dict[str, pl.Schema] = {
+    "inserts": LINE_VALUES,
+    "status_changes": STATUS_CHANGE,
+    "drift": pl.Schema(
+        {
+            **{k: LINE_VALUES[k] for k in KEY},
+            "drift_fields": pl.List(pl.String),
+            **{c: LINE_VALUES[c] for c in DRIFT_COLUMNS},
+            **{f"old_{c}": LINE_VALUES[c] for c in DRIFT_COLUMNS},
+        }
+    ),
+    "cancellations": NF_LIST,
+    "reactivations": NF_LIST,
+    "new_products": NEW_PRODUCT,
+    "consolidation": CONSOLIDATION,
+    "orphans": pl.Schema({"numero_nf": pl.String, "cod_produto": pl.String, "status_nf": pl.String}),
+    "rejected": REJECTED,
+}
+CHANGESET_PARTS = tuple(PART_SCHEMAS)
+# Written after the load, only when NFs were cancelled: rows each cascade UPDATE touched.
+CASCADE_SCHEMA = pl.Schema({"tabela": pl.String, "numero_nf": pl.String, "linhas": pl.Int64})
+PART_SCHEMAS["cascade"] = CASCADE_SCHEMA
+
+# Cascade table → the column name used here.
+CASCADE_COLUMNS = {
+    "movimentacao_estoque": "stock_movements",
+    "embarque_itens": "shipment_items",
+    "separacao": "separations",
+}
+# Numeric drift columns → the delta column name used here.
+DELTA_COLUMNS = {
+    "qtd_produto_faturado": "delta_qtd",
+    "preco_produto_faturado": "delta_preco",
+    "valor_produto_faturado": "delta_valor",
+    "peso_total": "delta_peso",
+}
+
+
+# -- finding and loading runs -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run directory: its manifest, and its parts read on demand (and kept)."""
+
+    path: Path
+    manifest: dict
+    _parts: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest.get("run_id", self.path.name)
+
+    @property
+    def counts(self) -> dict:
+        return self.manifest.get("counts") or {}
+
+    def part(self, name: str) -> pl.DataFrame:
+        """The part's frame; an empty frame of its schema when the run did not write it."""
+        if name not in self._parts:
+            file = self.path / f"{name}.parquet"
+            self._parts[name] = pl.read_parquet(file) if file.is_file() else pl.DataFrame(schema=PART_SCHEMAS[name])
+        return self._parts[name]
+
+
+def load_run(run_dir: Path | str) -> Run:
+    """`run_dir` (holding manifest.json) → `Run`. Raises FileNotFoundError without a manifest."""
+    path = Path(run_dir)
+    if not (path / artifacts.MANIFEST).is_file():
+        raise FileNotFoundError(f"`{path}` is not a run directory (no {artifacts.MANIFEST})")
+    return Run(path.resolve(), artifacts.read_manifest(path))
+
+
+def run_dirs(root: Path | str) -> list[Path]:
+    """Run directories under `root`, oldest first.
+
+    Ordered by the manifest's `started_at`, not by name: two runs in the same
+    second share the id's timestamp and differ only by a random suffix.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for d in root.iterdir():
+        try:
+            started = str(artifacts.read_manifest(d).get("started_at") or "")
+        except (OSError, ValueError):  # not a run, or a manifest being written
+            continue
+        found.append((started, d.name, d))
+    return [d for _, _, d in sorted(found)]
+
+
+def _as_run_dir(path: Path) -> Path:
+    """A run directory as given, or the latest run inside a folder of runs."""
+    if (path / artifacts.MANIFEST).is_file():
+        return path
+    runs = run_dirs(path)
+    if not runs:
+        raise FileNotFoundError(f"`{path}` is neither a run directory nor a folder holding runs")
+    return runs[-1]
+
+
+def resolve_run_dir(
+    run_dir: Path | str | None = None, *, env: Mapping[str, str] | None = None, search: tuple[Path, ...] = SEARCH_ROOTS
+) -> Path:
+    """The run to analyse: `run_dir` if given, else $FATURAMENTO_RUN_DIR, else the latest under ./runs or ../runs.
+
+    `run_dir` (or the variable) may also name a folder of runs: its latest run is taken.
+    """
+    env = os.environ if env is None else env
+    chosen = run_dir or env.get(RUN_ENV)
+    if chosen:
+        return _as_run_dir(Path(chosen))
+    for root in search:
+        runs = run_dirs(root)
+        if runs:
+            return runs[-1]
+    looked = ", ".join(str(r.resolve()) for r in search)
+    raise FileNotFoundError(
+        f"no run found (looked in {looked}): run `faturamento-batch demo` or a sync first, "
+        f"or set RUN_DIR in the notebook or ${RUN_ENV}"
+    )
+
+
+def resolve_compare_dir(
+    compare: Path | str | None, run_dir: Path, *, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """The run to compare with: `compare`, else $FATURAMENTO_COMPARE_RUN_DIR, else the run just before `run_dir`.
+
+    None when there is no earlier run in `run_dir`'s folder.
+    """
+    env = os.environ if env is None else env
+    chosen = compare or env.get(COMPARE_ENV)
+    if chosen:
+        return _as_run_dir(Path(chosen))
+    siblings = [d.resolve() for d in run_dirs(Path(run_dir).resolve().parent)]
+    here = Path(run_dir).resolve()
+    if here not in siblings or siblings.index(here) == 0:
+        return None
+    return siblings[siblings.index(here) - 1]
+
+
+# -- run summary --------------------------------------------------------------------
+
+
+def overview(run: Run) -> pl.DataFrame:
+    """item, value (text): what kind of run it was, its cursor window, volumes and costs."""
+    m, c = run.manifest, run.counts
+    cursor = m.get("cursor") or {}
+    items = {
+        "run id": run.run_id,
+        "job": m.get("job"),
+        "status": m.get("status"),
+        "mode": m.get("mode"),
+        "dry run": m.get("dry_run"),
+        "drift written": m.get("apply_drift"),
+        "started (UTC)": m.get("started_at"),
+        "finished (UTC)": m.get("finished_at"),
+        "seconds": (m.get("timings") or {}).get("total"),
+        "cursor stored": cursor.get("stored"),
+        "read since": cursor.get("since") or ("the beginning" if m.get("mode") == "full" else None),
+        "new cursor": cursor.get("new"),
+        "source": m.get("source"),
+        "Odoo lines": c.get("odoo_lines"),
+        "invoice lines": c.get("lines"),
+        "rejected ratio": f"{m['reject_ratio']:.2%}" if m.get("reject_ratio") is not None else None,
+        "rows to write": m.get("rows_to_write"),
+        "SQL statements": (m.get("sql_statements") or {}).get("total"),
+        "Odoo calls": (m.get("odoo") or {}).get("total_calls"),
+        "peak memory (MB)": m.get("peak_memory_mb"),
+        "error": m.get("error"),
+        "artifacts": str(run.path),
+    }
+    shown = {k: v for k, v in items.items() if v is not None or k in ("cursor stored", "read since")}
+    return pl.DataFrame(
+        {"item": list(shown), "value": ["-" if v is None else str(v) for v in shown.values()]},
+        schema={"item": pl.String, "value": pl.String},
+    )
+
+
+def part_counts(run: Run) -> pl.DataFrame:
+    """part, rows: one row per ChangeSet part (from the manifest; the Parquet file when the manifest has no count)."""
+    rows = [run.counts[p] if p in run.counts else run.part(p).height for p in CHANGESET_PARTS]
+    return pl.DataFrame({"part": list(CHANGESET_PARTS), "rows": rows}, schema={"part": pl.String, "rows": pl.Int64})
+
+
+def phase_timings(run: Run) -> pl.DataFrame:
+    """phase, seconds, share (of the run's total), in the order the phases ran; without the total itself."""
+    t = run.manifest.get("timings") or {}
+    total = t.get("total") or sum(v for k, v in t.items() if k != "total") or None
+    phases = [(k, float(v)) for k, v in t.items() if k != "total"]
+    return pl.DataFrame(
+        {"phase": [k for k, _ in phases], "seconds": [v for _, v in phases]},
+        schema={"phase": pl.String, "seconds": pl.Float64},
+    ).with_columns((pl.col("seconds") / total if total else pl.lit(None, pl.Float64)).round(3).alias("share"))
+
+
+# -- inserts ------------------------------------------------------------------------
+
+
+def _money(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.Float64).sum().round(2)
+
+
+def inserts_by_day(run: Run) -> pl.DataFrame:
+    """data_fatura, nfs, lines, valor: new lines per invoice date, oldest first."""
+    return (
+        run.part("inserts")
+        .group_by("data_fatura")
+        .agg(
+            pl.col("numero_nf").n_unique().alias("nfs"),
+            pl.len().alias("lines"),
+            _money("valor_produto_faturado").alias("valor"),
+        )
+        .sort("data_fatura")
+    )
+
+
+def inserts_by_uf(run: Run) -> pl.DataFrame:
+    """estado, nfs, lines, valor: new lines per state (UF), largest value first."""
+    return (
+        run.part("inserts")
+        .group_by("estado")
+        .agg(
+            pl.col("numero_nf").n_unique().alias("nfs"),
+            pl.len().alias("lines"),
+            _money("valor_produto_faturado").alias("valor"),
+        )
+        .sort(["valor", "estado"], descending=[True, False], nulls_last=True)
+    )
+
+
+def top_customers(run: Run, n: int = 10) -> pl.DataFrame:
+    """cnpj_cliente, nome_cliente, nfs, lines, valor: the `n` customers with the most new value."""
+    return (
+        run.part("inserts")
+        .group_by("cnpj_cliente")
+        .agg(
+            pl.col("nome_cliente").first(),
+            pl.col("numero_nf").n_unique().alias("nfs"),
+            pl.len().alias("lines"),
+            _money("valor_produto_faturado").alias("valor"),
+        )
+        .sort(["valor", "cnpj_cliente"], descending=[True, False])
+        .head(n)
+    )
+
+
+def top_products(run: Run, n: int = 10) -> pl.DataFrame:
+    """cod_produto, nome_produto, nfs, qtd, valor: the `n` products with the most new value."""
+    return (
+        run.part("inserts")
+        .group_by("cod_produto")
+        .agg(
+            pl.col("nome_produto").first(),
+            pl.col("numero_nf").n_unique().alias("nfs"),
+            pl.col("qtd_produto_faturado").cast(pl.Float64).sum().round(3).alias("qtd"),
+            _money("valor_produto_faturado").alias("valor"),
+        )
+        .sort(["valor", "cod_produto"], descending=[True, False])
+        .head(n)
+    )
+
+
+# -- status changes and cancellations -----------------------------------------------
+
+
+def status_transitions(run: Run) -> pl.DataFrame:
+    """transition ("from → to"), status_from, status_to, lines, nfs; most lines first."""
+    return (
+        run.part("status_changes")
+        .group_by("status_from", "status_nf")
+        .agg(pl.len().alias("lines"), pl.col("numero_nf").n_unique().alias("nfs"))
+        .rename({"status_nf": "status_to"})
+        .select(
+            pl.concat_str("status_from", pl.lit(" → "), "status_to").alias("transition"),
+            "status_from",
+            "status_to",
+            "lines",
+            "nfs",
+        )
+        .sort(["lines", "transition"], descending=[True, False])
+    )
+
+
+def cancellation_cascade(run: Run) -> pl.DataFrame:
+    """numero_nf, stock_movements, shipment_items, separations, consolidations: rows each cancelled NF touched.
+
+    The first three come from `cascade.parquet` (absent in a dry run: nothing
+    was written, so they read 0); consolidations counts the NF's
+    consolidation rows this run deactivated (`ativo` false).
+    """
+    cascade = run.part("cascade")
+    per_table = cascade.group_by("numero_nf").agg(
+        pl.col("linhas").filter(pl.col("tabela") == table).sum().alias(name) for table, name in CASCADE_COLUMNS.items()
+    )
+    deactivated = run.part("consolidation").filter(~pl.col("ativo")).group_by("numero_nf").agg(pl.len().alias("consolidations"))
+    counts = [*CASCADE_COLUMNS.values(), "consolidations"]
+    return (
+        run.part("cancellations")
+        .select("numero_nf")
+        .join(per_table, on="numero_nf", how="left")
+        .join(deactivated, on="numero_nf", how="left")
+        .with_columns(pl.col(c).fill_null(0).cast(pl.Int64) for c in counts)
+        .select("numero_nf", *counts)
+        .sort("numero_nf")
+    )
+
+
+def cascade_totals(run: Run) -> pl.DataFrame:
+    """touched (what the cancellations changed), rows: totals of `cancellation_cascade`; empty without cancellations."""
+    per_nf = cancellation_cascade(run)
+    if per_nf.is_empty():
+        return pl.DataFrame(schema={"touched": pl.String, "rows": pl.Int64})
+    return per_nf.drop("numero_nf").sum().unpivot(variable_name="touched", value_name="rows").cast({"rows": pl.Int64})
+
+
+# -- reactivations, reprocessing, new products --------------------------------------
+
+
+def reactivated_nfs(run: Run) -> pl.DataFrame:
+    """numero_nf, nome_cliente, valor_total, ativo: NFs back from Cancelado, with their consolidation row."""
+    consolidation = run.part("consolidation").select("numero_nf", "nome_cliente", "valor_total", "ativo")
+    return run.part("reactivations").select("numero_nf").join(consolidation, on="numero_nf", how="left").sort("numero_nf")
+
+
+def nfs_to_reprocess(run: Run) -> pl.DataFrame:
+    """numero_nf, why ("new NF" or "reactivated"): the manifest's list for the modules downstream."""
+    listed = (run.manifest.get("downstream") or {}).get("nfs_to_reprocess") or []
+    reactivated = run.part("reactivations").get_column("numero_nf")
+    return (
+        pl.DataFrame({"numero_nf": listed}, schema={"numero_nf": pl.String})
+        .with_columns(
+            pl.when(pl.col("numero_nf").is_in(reactivated.implode()))
+            .then(pl.lit("reactivated"))
+            .otherwise(pl.lit("new NF"))
+            .alias("why")
+        )
+        .sort("numero_nf")
+    )
+
+
+def new_products(run: Run) -> pl.DataFrame:
+    """cod_produto, nome_produto, palletizacao, peso_bruto: products this run registers."""
+    return run.part("new_products").sort("cod_produto")
+
+
+# -- drift --------------------------------------------------------------------------
+
+
+def drift_fields(run: Run) -> pl.DataFrame:
+    """field, lines, nfs: how often each Odoo-owned column differs from the database; most lines first."""
+    return (
+        run.part("drift")
+        .select("numero_nf", pl.col("drift_fields").alias("field"))
+        .explode("field")
+        .drop_nulls("field")
+        .group_by("field")
+        .agg(pl.len().alias("lines"), pl.col("numero_nf").n_unique().alias("nfs"))
+        .sort(["lines", "field"], descending=[True, False])
+    )
+
+
+def drift_deltas(run: Run) -> pl.DataFrame:
+    """numero_nf, cod_produto, fields, delta_qtd, delta_preco, delta_valor, delta_peso: per drifting line, Odoo − database."""
+    return run.part("drift").select(
+        *KEY,
+        pl.col("drift_fields").list.join(", ").alias("fields"),
+        *(
+            (pl.col(c).cast(pl.Float64) - pl.col(f"old_{c}").cast(pl.Float64)).round(4).alias(name)
+            for c, name in DELTA_COLUMNS.items()
+        ),
+    )
+
+
+def drift_totals(run: Run) -> pl.DataFrame:
+    """measure, lines (that changed), net (Σ delta), gross (Σ |delta|), largest (max |delta|), for qtd, preco, valor, peso."""
+    deltas = drift_deltas(run)
+    frames = [
+        deltas.filter(pl.col(name).is_not_null() & (pl.col(name) != 0)).select(
+            pl.lit(name.removeprefix("delta_")).alias("measure"),
+            pl.len().cast(pl.Int64).alias("lines"),
+            pl.col(name).sum().round(4).alias("net"),
+            pl.col(name).abs().sum().round(4).alias("gross"),
+            pl.col(name).abs().max().round(4).alias("largest"),
+        )
+        for name in DELTA_COLUMNS.values()
+    ]
+    return pl.concat(frames).filter(pl.col("lines") > 0)
+
+
+def top_drift_nfs(run: Run, n: int = 10) -> pl.DataFrame:
+    """numero_nf, lines, fields, delta_valor, delta_qtd: the `n` NFs whose value moved most (then most lines)."""
+    fields = (
+        run.part("drift")
+        .select("numero_nf", pl.col("drift_fields").alias("field"))
+        .explode("field")
+        .group_by("numero_nf")
+        .agg(pl.col("field").drop_nulls().unique().sort().str.join(", ").alias("fields"))
+    )
+    return (
+        drift_deltas(run)
+        .group_by("numero_nf")
+        .agg(pl.len().alias("lines"), pl.col("delta_valor").sum().round(2), pl.col("delta_qtd").sum().round(3))
+        .join(fields, on="numero_nf", how="left")
+        .select("numero_nf", "lines", "fields", "delta_valor", "delta_qtd")
+        .sort(
+            [pl.col("delta_valor").abs(), pl.col("lines"), pl.col("numero_nf")],
+            descending=[True, True, False],
+        )
+        .head(n)
+    )
+
+
+# -- rejected lines -----------------------------------------------------------------
+
+
+def rejected_by_reason(run: Run) -> pl.DataFrame:
+    """reason, lines, nfs, share (of the Odoo lines read): why lines were left out, most first."""
+    read = run.counts.get("odoo_lines") or None
+    return (
+        run.part("rejected")
+        .group_by("reason")
+        .agg(pl.len().alias("lines"), pl.col("numero_nf").drop_nulls().n_unique().alias("nfs"))
+        .with_columns((pl.col("lines") / read if read else pl.lit(None, pl.Float64)).round(4).alias("share"))
+        .sort(["lines", "reason"], descending=[True, False])
+    )
+
+
+def rejected_examples(run: Run, per_reason: int = 3) -> pl.DataFrame:
+    """The first `per_reason` rejected lines of each reason (by Odoo line id), to look up in Odoo."""
+    return (
+        run.part("rejected")
+        .sort("reason", "odoo_line_id")
+        .group_by("reason", maintain_order=True)
+        .head(per_reason)
+        .select("reason", "odoo_line_id", "odoo_move_id", "numero_nf", "cod_produto")
+    )
+
+
+# -- two runs side by side ----------------------------------------------------------
+
+
+def _labels(run: Run, other: Run) -> tuple[str, str]:
+    a, b = run.run_id, other.run_id
+    return (a, b) if a != b else (a, f"{b} (other)")
+
+
+def _side_by_side(key: str, mine: pl.DataFrame, theirs: pl.DataFrame, value: str, labels: tuple[str, str]) -> pl.DataFrame:
+    a, b = labels
+    return (
+        mine.select(key, pl.col(value).alias(a))
+        .join(theirs.select(key, pl.col(value).alias(b)), on=key, how="full", coalesce=True, maintain_order="left_right")
+        .with_columns(pl.col(a).fill_null(0), pl.col(b).fill_null(0))
+        .with_columns((pl.col(a) - pl.col(b)).alias("change"))
+    )
+
+
+def compare_counts(run: Run, other: Run) -> pl.DataFrame:
+    """part, <run id>, <other run id>, change (run − other): rows per ChangeSet part in both runs."""
+    return _side_by_side("part", part_counts(run), part_counts(other), "rows", _labels(run, other))
+
+
+def compare_timings(run: Run, other: Run) -> pl.DataFrame:
+    """phase, <run id>, <other run id>, change (run − other): seconds per phase and in total."""
+
+    def with_total(r: Run) -> pl.DataFrame:
+        total = float((r.manifest.get("timings") or {}).get("total") or 0.0)
+        return pl.concat([phase_timings(r).select("phase", "seconds"), pl.DataFrame({"phase": ["total"], "seconds": [total]})])
+
+    return _side_by_side("phase", with_total(run), with_total(other), "seconds", _labels(run, other)).with_columns(
+        pl.col("change").round(4)
+    )
+
+
+# -- display helpers for the notebook -----------------------------------------------
+
+
+def show(frame: pl.DataFrame, empty: str = "nothing of this kind in this run", rows: int = 25) -> None:
+    """Display `frame` (up to `rows` rows, full column names), or the sentence `empty` when it has no rows."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # outside Jupyter, without IPython installed
+        get_ipython = lambda: None  # noqa: E731
+    if get_ipython() is None:
+        print(f"({empty})" if frame.is_empty() else frame)
+        return
+    if frame.is_empty():
+        display(Markdown(f"*{empty}*"))
+        return
+    with pl.Config(tbl_rows=rows, tbl_cols=-1, fmt_str_lengths=80, tbl_hide_dataframe_shape=frame.height <= rows):
+        display(frame)
+
+
+def bar(
+    frame: pl.DataFrame,
+    x: str,
+    y: str | list[str],
+    *,
+    title: str = "",
+    ax=None,
+    horizontal: bool = False,
+    empty: str = "none in this run",
+):
+    """A bar chart of `y` (one column, or several side by side) against the labels in `x`; returns the Axes.
+
+    An empty frame draws the sentence `empty` instead of an empty chart.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    ax.set_title(title)
+    if frame.is_empty():
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, color="gray")
+        ax.set_axis_off()
+        return ax
+    columns = [y] if isinstance(y, str) else list(y)
+    labels = [str(v) if len(str(v)) <= 32 else str(v)[:31] + "…" for v in frame.get_column(x).to_list()]
+    width = 0.8 / len(columns)
+    draw = ax.barh if horizontal else ax.bar
+    for i, column in enumerate(columns):
+        positions = [p - 0.4 + width * (i + 0.5) for p in range(len(labels))]
+        bars = draw(positions, frame.get_column(column).cast(pl.Float64).fill_null(0).to_list(), width, label=column)
+        if len(labels) * len(columns) <= 30:  # numbers on the bars while they still fit
+            ax.bar_label(bars, fmt="{:,.10g}", fontsize="small", padding=2)
+    # Room for at least 3 bars, so one or two bars do not fill the whole chart.
+    low, high = -0.6, max(len(labels), 3) - 0.4
+    if horizontal:
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_ylim(high, low)  # inverted: the first row on top, as in the table
+    else:
+        ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+        ax.set_xlim(low, high)
+    ax.margins(**{"x" if horizontal else "y": 0.15})  # room for the numbers
+    if len(columns) > 1:
+        ax.legend(fontsize="small")
+    return ax
