@@ -8,17 +8,22 @@ lost, and that memory does not grow from run to run.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import psutil
 import pytest
 
 from faturamento_batch.cli import main
 from faturamento_batch.generate import generate_dataset, generate_next_day
-from faturamento_batch.odoo.replay import ReplayServer
 
 from .dbutil import read_table, scalar
 
@@ -39,6 +44,35 @@ def _visible_state(url: str) -> dict:
     }
 
 
+class _ReplayProcess:
+    """The replay Odoo in its own process, so its memory is not the job's."""
+
+    def __init__(self, dataset):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "faturamento_batch.cli", "odoo-replay", str(dataset),
+                                      "--port", str(self.port)], stderr=subprocess.DEVNULL)  # fmt: skip
+        self.meta = json.loads((dataset / "meta.json").read_text())
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(self.url + "/replay/stats", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("replay server did not start")
+
+    def post(self, path: str, body: dict | None = None) -> None:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body or {}).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        urllib.request.urlopen(req, timeout=10).read()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 @pytest.mark.slow
 def test_soak(db_url, second_db, tmp_path, monkeypatch):
     rng = random.Random(11)
@@ -49,7 +83,8 @@ def test_soak(db_url, second_db, tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     outcomes = {"ok": 0, "failed": 0, "faults": 0}
     rss = []
-    with ReplayServer(served) as odoo:
+    odoo = _ReplayProcess(served)
+    try:
         monkeypatch.setenv("ODOO_PASSWORD", odoo.meta["password"])
         args = ["sync", "--odoo-url", odoo.url, "--odoo-db", odoo.meta["db"], "--odoo-user", odoo.meta["login"],
                 "--database-url", db_url, "--artifacts-dir", str(runs), "--state-dir", str(tmp_path / "state"),
@@ -59,17 +94,19 @@ def test_soak(db_url, second_db, tmp_path, monkeypatch):
             shutil.rmtree(days / str(i - 1))
             for f in (days / str(i)).glob("*.json"):
                 shutil.copyfile(f, served / f.name)
-            odoo.reload()
+            odoo.post("/replay/reload")
             fault = rng.choice(FAULTS)
             outcomes["faults"] += bool(fault)
-            odoo.set_faults(**fault)
+            odoo.post("/replay/faults", fault)
             code = main(args)
             outcomes["ok" if code == 0 else "failed"] += 1
             assert code in (0, 1), code
             shutil.rmtree(runs, ignore_errors=True)  # keep the disk flat over 200 runs
             rss.append(psutil.Process().memory_info().rss)
-        odoo.set_faults()
+        odoo.post("/replay/faults", {})
         assert main(args) == 0  # a last clean incremental catches up on a failed final run
+    finally:
+        odoo.stop()
     final = days / str(RUNS)
     assert main(["sync", "--source", str(final), "--database-url", second_db, "--artifacts-dir", str(tmp_path / "ref")]) == 0
     assert _visible_state(db_url) == _visible_state(second_db)
