@@ -136,8 +136,16 @@ class Transport:
         if status >= 500 or status in (408, 429):
             raise OdooTransientError(f"Odoo at `{self.creds.url}` answered HTTP {status} to {what}")
 
-    # protocol hooks
     def authenticate(self) -> int:
+        """Log in once per run; raises `OdooPermanentError` when Odoo refuses."""
+        uid = self._login()
+        if not uid:
+            raise self.login_refused()
+        self.uid = int(uid)
+        return self.uid
+
+    # protocol hooks
+    def _login(self):
         raise NotImplementedError
 
     def call(self, model: str, method: str, args: list, kwargs: dict, parse=None):
@@ -192,14 +200,10 @@ class JsonRpcTransport(Transport):
 
         return self._retrying(what, once)
 
-    def authenticate(self) -> int:
+    def _login(self):
         c = self.creds
         body = self._rpc("common", "authenticate", [c.db, c.login, c.secret, {}], "the login")
-        uid = _loads(body, "the login", c.url).get("result")
-        if not uid:
-            raise self.login_refused()
-        self.uid = int(uid)
-        return self.uid
+        return _loads(body, "the login", c.url).get("result")
 
     def call(self, model: str, method: str, args: list, kwargs: dict, parse=None):
         c = self.creds
@@ -234,13 +238,9 @@ class XmlRpcTransport(Transport):
 
         return self._retrying(what, once)
 
-    def authenticate(self) -> int:
+    def _login(self):
         c = self.creds
-        uid = self._xml("/xmlrpc/2/common", "authenticate", (c.db, c.login, c.secret, {}), "the login")
-        if not uid:
-            raise self.login_refused()
-        self.uid = int(uid)
-        return self.uid
+        return self._xml("/xmlrpc/2/common", "authenticate", (c.db, c.login, c.secret, {}), "the login")
 
     def call(self, model: str, method: str, args: list, kwargs: dict, parse=None):
         c = self.creds
