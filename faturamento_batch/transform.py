@@ -167,7 +167,9 @@ def _mapped() -> list[pl.Expr]:
         to_decimal(pl.col("price_unit"), P4).alias("preco_produto_faturado"),
         to_decimal(valor_float, V2).alias("valor_produto_faturado"),
         peso_unit.alias("peso_unitario_produto"),
-        (qtd * peso_unit).round(3, mode="half_away_from_zero").cast(Q3, strict=False).alias("peso_total"),
+        # Polars keeps the larger operand scale in a decimal product and truncates the
+        # rest: widen first so the product is exact, then round half away from zero.
+        (qtd.cast(pl.Decimal(38, 6)) * peso_unit).round(3, mode="half_away_from_zero").cast(Q3, strict=False).alias("peso_total"),
         cut(pl.coalesce(clean(pl.col("m_invoice_origin")), pl.lit("")), "origem").alias("origem"),
         clean(pl.col("m_state"))
         .replace_strict(STATUS_BY_STATE, default=STATUS_DEFAULT, return_dtype=pl.String)
@@ -190,7 +192,9 @@ def _reason(raw_numbers_ok: pl.Expr) -> pl.Expr:
     return (
         pl.when(pl.col("product_id").is_null() | pl.col("pp_id").is_null()).then(pl.lit(NO_PRODUCT))
         .when(pl.col("move_id").is_null() | pl.col("m_id").is_null()).then(pl.lit(NO_MOVE))
-        .when(pl.col("quantity").is_null() | ~(pl.col("quantity") > 0)).then(pl.lit(QUANTITY_NOT_POSITIVE))
+        # Polars orders NaN above every number, so NaN > 0 holds: test it by name.
+        .when(pl.col("quantity").is_null() | pl.col("quantity").is_nan() | ~(pl.col("quantity") > 0))
+        .then(pl.lit(QUANTITY_NOT_POSITIVE))
         .when(pl.col("numero_nf").is_null()).then(pl.lit(NO_NF_NUMBER))
         .when(pl.col("cod_produto").is_null()).then(pl.lit(NO_PRODUCT_CODE))
         .when(~raw_numbers_ok).then(pl.lit(NUMBER_OUT_OF_RANGE))
@@ -251,9 +255,10 @@ def _merge_same_product(good: pl.DataFrame) -> pl.DataFrame:
     come from the NF's first line (they are the NF's, so all lines agree).
     """
     sums = ("qtd_produto_faturado", "valor_produto_faturado", "peso_total")
-    # Widen before dividing: Polars' decimal division keeps the dividend's scale and
-    # truncates, which would turn the half-up rounding below into a truncation.
-    price_x_qty = (pl.col("preco_produto_faturado") * pl.col("qtd_produto_faturado")).sum().cast(pl.Decimal(38, 12))
+    # Widen before multiplying and dividing: Polars' decimal arithmetic keeps the larger
+    # operand scale and truncates, which would turn the half-up rounding into a truncation.
+    price_x_qty = (pl.col("preco_produto_faturado").cast(pl.Decimal(38, 7)) * pl.col("qtd_produto_faturado")).sum()
+    price_x_qty = price_x_qty.cast(pl.Decimal(38, 12))
     merged = good.group_by("numero_nf", "cod_produto", maintain_order=True).agg(
         *(pl.col(c).first() for c in good.columns if c not in sums and c not in ("numero_nf", "cod_produto")),
         *(pl.col(c).sum() for c in sums),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import polars as pl
 
@@ -55,34 +56,22 @@ def frame_from_json(model: str, payload: bytes, key: str | None = None) -> pl.Da
     `key` (``"result"`` for a JSON-RPC response). Raises `OdooPermanentError`
     when the payload is not JSON of that shape.
     """
-    fields = MODELS[model]
-    record = pl.Struct({f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in fields.items()})
+    if b"\\ud" in payload or b"\\uD" in payload:
+        payload = _LONE_SURROGATE.sub(rb"\1\\ufffd", payload)
+    wrapped, key = (b'{"r":' + payload + b"}", "r") if key is None else (payload, key)
     try:
-        if key is None:
-            frame = pl.read_json(io.BytesIO(b'{"r":' + payload + b"}"), schema={"r": pl.List(record)})
-            key = "r"
-        else:
-            frame = pl.read_json(io.BytesIO(payload), schema={key: pl.List(record)})
+        frame = pl.read_json(io.BytesIO(wrapped), schema={key: pl.List(_read_struct(model))})
         rows = frame.select(pl.col(key).explode()).unnest(key)
     except pl.exceptions.PolarsError:
         # NaN/Infinity (Python's json writes them) or a broken document: take the exact path.
-        try:
-            data = json.loads(payload)
-        except ValueError as exc:
-            raise OdooPermanentError(f"Odoo sent `{model}` records that are not valid JSON: {exc}") from exc
-        records = data if key is None or key == "r" else (data or {}).get(key)
-        if not isinstance(records, list):
-            raise OdooPermanentError(f"Odoo sent `{model}` records that are not a JSON list")
-        return records_to_frame(model, records)
+        return _frame_from_objects(model, _records_of(model, wrapped, key))
     if rows.height == 0 or (rows.height == 1 and frame.get_column(key).list.len().item() == 0):
         return empty_frame(model)
     exact_text = None
     if b'"false"' in payload:
         # The text "false" and Odoo's empty value read alike above; rare enough to
         # pay for an exact read of the text fields only when the word is there.
-        data = json.loads(payload)
-        records = data if key == "r" else data[key]
-        exact_text = _exact_text(model, records)
+        exact_text = _exact_text(model, _records_of(model, wrapped, key))
     return _normalize(model, rows, exact_text)
 
 
@@ -92,15 +81,46 @@ def records_to_frame(model: str, records: list[dict]) -> pl.DataFrame:
     Raises `OdooPermanentError` when the payload has a shape no Odoo sends
     (a dict where a value should be, say), naming the model.
     """
-    fields = MODELS[model]
     if not records:
         return empty_frame(model)
     try:
         payload = json.dumps(records, allow_nan=False, default=str).encode()
-        return frame_from_json(model, payload)
-    except ValueError:
-        pass  # NaN or Infinity among the numbers: build the columns from the objects
-    read_schema = {f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in fields.items()}
+    except ValueError:  # NaN or Infinity among the numbers
+        return _frame_from_objects(model, records)
+    return frame_from_json(model, payload)
+
+
+# A UTF-16 surrogate escape without its pair: what invalid UTF-8 becomes on the way
+# through Python. Polars (rightly) refuses it; it becomes U+FFFD, the replacement character.
+# An escape counts only after an even run of backslashes: an escaped backslash
+# followed by "udc80" is plain text.
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)"
+    rb"(?:\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+
+
+def _read_struct(model: str) -> pl.Struct:
+    return pl.Struct({f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in MODELS[model].items()})
+
+
+def _records_of(model: str, payload: bytes, key: str) -> list:
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        raise OdooPermanentError(f"Odoo sent `{model}` records that are not valid JSON: {exc}") from exc
+    records = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        raise OdooPermanentError(f"Odoo sent `{model}` records that are not a JSON list")
+    return records
+
+
+def _frame_from_objects(model: str, records: list) -> pl.DataFrame:
+    """The slow, exact path: columns built from Python objects (rare: NaN, odd payloads)."""
+    if not records:
+        return empty_frame(model)
+    read_schema = {f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in MODELS[model].items()}
     try:
         rows = pl.DataFrame(records, schema=read_schema, strict=False)
     except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:

@@ -18,6 +18,7 @@ import http.client
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -226,7 +227,7 @@ class XmlRpcTransport(Transport):
             if status >= 400:
                 raise OdooPermanentError(f"Odoo at `{self.creds.url}` answered HTTP {status} to {what}")
             try:
-                (result,), _ = xmlrpc.client.loads(body, use_builtin_types=True)
+                (result,), _ = _xml_loads(body)
             except xmlrpc.client.Fault as fault:
                 if fault.faultCode == 3 or "AccessDenied" in str(fault.faultString) or "Access Denied" in str(fault.faultString):
                     raise self.login_refused() from None
@@ -296,6 +297,24 @@ class Json2Transport(Transport):
 
     def decode(self, body: bytes):
         return _loads(body, "a call", self.creds.url)
+
+
+# Characters XML 1.0 forbids; Odoo's XML-RPC writes them raw when the data holds them.
+_XML_ILLEGAL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _xml_loads(body: bytes):
+    """Parse an XML-RPC answer; data with control characters or invalid UTF-8 is repaired
+    (control characters dropped, bad bytes replaced by U+FFFD) rather than refused."""
+    try:
+        return xmlrpc.client.loads(body, use_builtin_types=True)
+    except xmlrpc.client.Fault:
+        raise
+    except Exception:
+        repaired = _XML_ILLEGAL.sub(b"", body).decode("utf-8", errors="replace").encode("utf-8")
+        if repaired == body:
+            raise
+        return xmlrpc.client.loads(repaired, use_builtin_types=True)
 
 
 def _parsed(parse, body, what: str, url: str):
