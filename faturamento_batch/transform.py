@@ -54,6 +54,11 @@ REASONS = (
 )  # fmt: skip
 
 
+# The streaming engine works through the lines in batches, keeping a full run's
+# peak memory near the size of its output rather than of every intermediate.
+ENGINE = "streaming"
+
+
 @dataclass(frozen=True)
 class TransformResult:
     lines: pl.DataFrame  # schemas.LINE
@@ -102,88 +107,129 @@ def to_decimal(expr: pl.Expr, dtype: pl.Decimal) -> pl.Expr:
     return exact.round(dtype.scale, mode="half_away_from_zero").cast(dtype, strict=False)
 
 
+def _one_per_id(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per id (a repeated record must not multiply lines): the first wins.
+
+    Sources deliver records sorted by id, where a strictly increasing id column
+    proves there is nothing to drop without copying a million rows.
+    """
+    ids = frame.get_column("id")
+    if ids.null_count() == 0 and (frame.height < 2 or bool((ids.diff().drop_nulls() > 0).all())):
+        return frame
+    return frame.unique("id", keep="first", maintain_order=True)
+
+
 def _related(frame: pl.DataFrame, prefix: str) -> pl.DataFrame:
-    """One row per id (a repeated record must not multiply lines), columns prefixed."""
-    return frame.unique("id", keep="first", maintain_order=True).rename(lambda c: f"{prefix}{c}")
+    return _one_per_id(frame).rename(lambda c: f"{prefix}{c}")
 
 
-def _joined(frames: dict[str, pl.DataFrame]) -> pl.LazyFrame:
-    users = _related(frames[USER], "u_").lazy()
-    return (
-        frames[LINE].unique("id", keep="first", maintain_order=True).lazy()
-        .join(_related(frames[MOVE], "m_").lazy(), left_on="move_id", right_on="m_id", how="left", coalesce=False)
-        .join(_related(frames[PARTNER], "p_").lazy(), left_on="partner_id", right_on="p_id", how="left", coalesce=False)
-        .join(_related(frames[PRODUCT], "pp_").lazy(), left_on="product_id", right_on="pp_id", how="left", coalesce=False)
-        .join(_related(frames[TEMPLATE], "t_").lazy(), left_on="pp_product_tmpl_id", right_on="t_id", how="left", coalesce=False)
-        .join(_related(frames[MUNICIPIO], "mu_").lazy(), left_on="p_l10n_br_municipio_id", right_on="mu_id", how="left", coalesce=False)
-        .join(users.select(pl.col("u_id").alias("mu_user_id"), pl.col("u_name").alias("mu_user_name")),
-              left_on="m_invoice_user_id", right_on="mu_user_id", how="left")
-        .join(users.select(pl.col("u_id").alias("pu_user_id"), pl.col("u_name").alias("pu_user_name")),
-              left_on="p_user_id", right_on="pu_user_id", how="left")
-    )  # fmt: skip
+def _user_names(frames: dict[str, pl.DataFrame]) -> pl.LazyFrame:
+    return _related(frames[USER], "u_").lazy().select("u_id", clean(pl.col("u_name")).alias("u_name"))
 
 
-def _mapped() -> list[pl.Expr]:
-    muni_name = pl.coalesce(clean(pl.col("mu_name")), clean(pl.col("p_l10n_br_municipio_id__name")))
-    parts = muni_name.str.extract_groups(r"^(.*\S)\s*\(\s*([A-Za-z]{2})\s*\)$")
-    paren_uf = parts.struct.field("2").str.to_uppercase()
-    city = pl.coalesce(clean(parts.struct.field("1")), muni_name)
+def _named_user(link: str, users: pl.LazyFrame, frame: pl.LazyFrame, alias: str) -> pl.LazyFrame:
+    """`frame` plus `alias`: the res.users name of many2one `link`, else its display name."""
+    return frame.join(users, left_on=link, right_on="u_id", how="left").with_columns(
+        pl.coalesce(pl.col("u_name"), clean(pl.col(f"{link}__name"))).alias(alias)
+    ).drop("u_name")
+
+
+# Text work is done once per related record (a few thousand partners and
+# products, one row per move), not once per invoice line; lines only join the
+# results and pick between them.
+
+
+def _move_fields(frames: dict[str, pl.DataFrame], users: pl.LazyFrame) -> pl.LazyFrame:
+    moves = _related(frames[MOVE], "m_").lazy()
+    moves = _named_user("m_invoice_user_id", users, moves, "m_vendedor")
     incoterm_name = clean(pl.col("m_invoice_incoterm_id__name"))
-    qtd = to_decimal(pl.col("quantity"), Q3)
-    peso_unit = to_decimal(pl.col("t_gross_weight"), Q3)
-    nfe_total = pl.col("l10n_br_total_nfe")
-    valor_float = pl.when(nfe_total.is_not_null() & (nfe_total != 0)).then(nfe_total).otherwise(pl.col("price_total"))
-    return [
+    return moves.select(
+        "m_id",
         cut(clean(pl.col("m_l10n_br_numero_nota_fiscal")), "numero_nf").alias("numero_nf"),
-        pl.coalesce(
-            pl.col("m_date").str.to_date("%Y-%m-%d", strict=False),
-            pl.col("date").str.to_date("%Y-%m-%d", strict=False),
-        ).alias("data_fatura"),
-        cut(pl.coalesce(clean(pl.col("m_l10n_br_cnpj")), clean(pl.col("p_l10n_br_cnpj")), pl.lit("")), "cnpj_cliente").alias("cnpj_cliente"),
-        cut(
-            pl.coalesce(clean(pl.col("m_invoice_partner_display_name")), clean(pl.col("p_name")),
-                        clean(pl.col("partner_id__name")), pl.lit("")),
-            "nome_cliente",
-        ).alias("nome_cliente"),
-        cut(city, "municipio").alias("municipio"),
-        two_letters(
-            pl.coalesce(paren_uf, uf_from_state_name(pl.col("mu_state_id__name")), uf_from_state_name(pl.col("p_state_id__name")))
-        ).alias("estado"),
-        cut(
-            pl.coalesce(clean(pl.col("mu_user_name")), clean(pl.col("m_invoice_user_id__name")),
-                        clean(pl.col("pu_user_name")), clean(pl.col("p_user_id__name"))),
-            "vendedor",
-        ).alias("vendedor"),
+        pl.col("m_date").str.to_date("%Y-%m-%d", strict=False).alias("m_date"),
+        clean(pl.col("m_l10n_br_cnpj")).alias("m_cnpj"),
+        clean(pl.col("m_invoice_partner_display_name")).alias("m_nome"),
+        "m_vendedor",
         cut(clean(pl.col("m_team_id__name")), "equipe_vendas").alias("equipe_vendas"),
-        cut(
-            pl.coalesce(clean(incoterm_name.str.extract(r"\[([^\]]*)\]", 1)), incoterm_name), "incoterm"
-        ).alias("incoterm"),
-        cut(clean(pl.col("t_default_code")), "cod_produto").alias("cod_produto"),
-        cut(
-            pl.coalesce(clean(pl.col("t_name")), clean(pl.col("pp_name")), clean(pl.col("product_id__name")), pl.lit("")),
-            "nome_produto",
-        ).alias("nome_produto"),
-        qtd.alias("qtd_produto_faturado"),
-        to_decimal(pl.col("price_unit"), P4).alias("preco_produto_faturado"),
-        to_decimal(valor_float, V2).alias("valor_produto_faturado"),
-        peso_unit.alias("peso_unitario_produto"),
-        # Polars keeps the larger operand scale in a decimal product and truncates the
-        # rest: widen first so the product is exact, then round half away from zero.
-        (qtd.cast(pl.Decimal(38, 6)) * peso_unit).round(3, mode="half_away_from_zero").cast(Q3, strict=False).alias("peso_total"),
+        cut(pl.coalesce(clean(incoterm_name.str.extract(r"\[([^\]]*)\]", 1)), incoterm_name), "incoterm").alias("incoterm"),
         cut(pl.coalesce(clean(pl.col("m_invoice_origin")), pl.lit("")), "origem").alias("origem"),
         clean(pl.col("m_state"))
         .replace_strict(STATUS_BY_STATE, default=STATUS_DEFAULT, return_dtype=pl.String)
         .fill_null(STATUS_DEFAULT)
         .alias("status_nf"),
-        pl.col("move_id").alias("odoo_move_id"),
-        cut(
-            pl.coalesce(clean(pl.col("t_name")), clean(pl.col("pp_name")), clean(pl.col("product_id__name")), pl.lit("")),
-            "nome_produto", PRODUCT_WIDTHS,
-        ).alias("odoo_template_name"),
+        pl.col("m_write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us").alias("m_write_date"),
+    )
+
+
+def _partner_fields(frames: dict[str, pl.DataFrame], users: pl.LazyFrame) -> pl.LazyFrame:
+    partners = _related(frames[PARTNER], "p_").lazy().join(
+        _related(frames[MUNICIPIO], "mu_").lazy(), left_on="p_l10n_br_municipio_id", right_on="mu_id", how="left"
+    )
+    partners = _named_user("p_user_id", users, partners, "p_vendedor")
+    muni_name = pl.coalesce(clean(pl.col("mu_name")), clean(pl.col("p_l10n_br_municipio_id__name")))
+    parts = muni_name.str.extract_groups(r"^(.*\S)\s*\(\s*([A-Za-z]{2})\s*\)$")
+    paren_uf = parts.struct.field("2").str.to_uppercase()
+    city = pl.coalesce(clean(parts.struct.field("1")), muni_name)
+    return partners.select(
+        "p_id",
+        clean(pl.col("p_l10n_br_cnpj")).alias("p_cnpj"),
+        clean(pl.col("p_name")).alias("p_nome"),
+        cut(city, "municipio").alias("municipio"),
+        two_letters(
+            pl.coalesce(paren_uf, uf_from_state_name(pl.col("mu_state_id__name")), uf_from_state_name(pl.col("p_state_id__name")))
+        ).alias("estado"),
+        "p_vendedor",
+    )
+
+
+def _product_fields(frames: dict[str, pl.DataFrame]) -> pl.LazyFrame:
+    products = _related(frames[PRODUCT], "pp_").lazy().join(
+        _related(frames[TEMPLATE], "t_").lazy(), left_on="pp_product_tmpl_id", right_on="t_id", how="left"
+    )
+    name = pl.coalesce(clean(pl.col("t_name")), clean(pl.col("pp_name")))
+    return products.select(
+        "pp_id",
+        cut(clean(pl.col("t_default_code")), "cod_produto").alias("cod_produto"),
+        name.alias("pp_nome"),
+        to_decimal(pl.col("t_gross_weight"), Q3).alias("peso_unitario_produto"),
         pl.col("t_gross_weight").alias("odoo_gross_weight"),
+    )
+
+
+def _joined(frames: dict[str, pl.DataFrame]) -> pl.LazyFrame:
+    users = _user_names(frames)
+    return (
+        _one_per_id(frames[LINE]).lazy()
+        .join(_move_fields(frames, users), left_on="move_id", right_on="m_id", how="left", coalesce=False)
+        .join(_partner_fields(frames, users), left_on="partner_id", right_on="p_id", how="left", coalesce=False)
+        .join(_product_fields(frames), left_on="product_id", right_on="pp_id", how="left", coalesce=False)
+    )  # fmt: skip
+
+
+def _mapped() -> list[pl.Expr]:
+    qtd = to_decimal(pl.col("quantity"), Q3)
+    nfe_total = pl.col("l10n_br_total_nfe")
+    valor_float = pl.when(nfe_total.is_not_null() & (nfe_total != 0)).then(nfe_total).otherwise(pl.col("price_total"))
+    product_name = pl.coalesce(pl.col("pp_nome"), clean(pl.col("product_id__name")), pl.lit(""))
+    return [
+        pl.coalesce(pl.col("m_date"), pl.col("date").str.to_date("%Y-%m-%d", strict=False)).alias("data_fatura"),
+        cut(pl.coalesce(pl.col("m_cnpj"), pl.col("p_cnpj"), pl.lit("")), "cnpj_cliente").alias("cnpj_cliente"),
+        cut(
+            pl.coalesce(pl.col("m_nome"), pl.col("p_nome"), clean(pl.col("partner_id__name")), pl.lit("")), "nome_cliente"
+        ).alias("nome_cliente"),
+        cut(pl.coalesce(pl.col("m_vendedor"), pl.col("p_vendedor")), "vendedor").alias("vendedor"),
+        cut(product_name, "nome_produto").alias("nome_produto"),
+        qtd.alias("qtd_produto_faturado"),
+        to_decimal(pl.col("price_unit"), P4).alias("preco_produto_faturado"),
+        to_decimal(valor_float, V2).alias("valor_produto_faturado"),
+        # Polars keeps the larger operand scale in a decimal product and truncates the
+        # rest: widen first so the product is exact, then round half away from zero.
+        (qtd.cast(pl.Decimal(38, 6)) * pl.col("peso_unitario_produto"))
+        .round(3, mode="half_away_from_zero").cast(Q3, strict=False).alias("peso_total"),
+        pl.col("move_id").alias("odoo_move_id"),
+        cut(product_name, "nome_produto", PRODUCT_WIDTHS).alias("odoo_template_name"),
         pl.max_horizontal(
-            pl.col("write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
-            pl.col("m_write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
+            pl.col("write_date").str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"), pl.col("m_write_date")
         ).alias("odoo_write_date"),
     ]  # fmt: skip
 
@@ -212,7 +258,7 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
     numbers_ok = pl.all_horizontal(
         pl.col(c).is_not_null()
         for c in ("qtd_produto_faturado", "preco_produto_faturado", "valor_produto_faturado", "peso_total")
-    ) & (pl.col("t_gross_weight").is_null() | pl.col("peso_unitario_produto").is_not_null())
+    ) & (pl.col("odoo_gross_weight").is_null() | pl.col("peso_unitario_produto").is_not_null())
     # An NF number is one move; two moves claiming it is a data error upstream,
     # and merging them would mix two customers' lines into one NF.
     several_moves = pl.col("odoo_move_id").n_unique().over("numero_nf") > 1
@@ -228,50 +274,59 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
             .otherwise(pl.col("reason"))
             .alias("reason")
         )
-        .collect()
     )
-    rejected = mapped.filter(pl.col("reason").is_not_null()).select(
+    rejected_plan = mapped.filter(pl.col("reason").is_not_null()).select(
         pl.col("id").alias("odoo_line_id"),
         pl.col("move_id").alias("odoo_move_id"),
         "numero_nf",
         "cod_produto",
         "reason",
     )
-    good = mapped.filter(pl.col("reason").is_null()).drop("reason", "move_id").sort("id")
-    del mapped
-    lines = _merge_same_product(good)
+    key = ["numero_nf", "cod_produto"]
+    good = mapped.filter(pl.col("reason").is_null()).drop("reason", "move_id").with_columns(
+        pl.struct(key).is_duplicated().alias("_repeated")
+    )
+    alone_plan = good.filter(~pl.col("_repeated")).drop("_repeated").with_columns(
+        pl.lit(1, dtype=pl.UInt32).alias("odoo_line_count")
+    )
+    repeated_plan = good.filter(pl.col("_repeated")).drop("_repeated")
+    # One pass over the shared plan; the lines that stand alone (nearly all) are
+    # materialized once and never copied again.
+    rejected, alone, repeated = pl.collect_all([rejected_plan, alone_plan, repeated_plan], engine=ENGINE)
+    merged = _merge_same_product(repeated).select(alone.columns)
+    lines = pl.concat([alone, merged], rechunk=False)
+    in_domain = rejected.height + alone.height + repeated.height
     return TransformResult(
         lines=lines.select(LINE_SCHEMA.names()).cast(dict(LINE_SCHEMA)),  # type: ignore[arg-type]
         rejected=rejected.cast(dict(REJECTED)),  # type: ignore[arg-type]
-        in_domain=rejected.height + good.height,
-        merged=good.height - lines.height,
+        in_domain=in_domain,
+        merged=repeated.height - merged.height,
     )
 
 
-def _merge_same_product(good: pl.DataFrame) -> pl.DataFrame:
+def _merge_same_product(several: pl.DataFrame) -> pl.DataFrame:
     """Several lines of one NF with the same product → one row, amounts summed.
 
     The unit price of a merged row is the quantity-weighted mean; header fields
     come from the NF's first line (they are the NF's, so all lines agree).
     """
+    key = ["numero_nf", "cod_produto"]
     sums = ("qtd_produto_faturado", "valor_produto_faturado", "peso_total")
     # Widen before multiplying and dividing: Polars' decimal arithmetic keeps the larger
     # operand scale and truncates, which would turn the half-up rounding into a truncation.
     price_x_qty = (pl.col("preco_produto_faturado").cast(pl.Decimal(38, 7)) * pl.col("qtd_produto_faturado")).sum()
     price_x_qty = price_x_qty.cast(pl.Decimal(38, 12))
-    merged = good.group_by("numero_nf", "cod_produto", maintain_order=True).agg(
-        *(pl.col(c).first() for c in good.columns if c not in sums and c not in ("numero_nf", "cod_produto")),
+    # Only the repeated keys are grouped: most lines are alone and pass through.
+    merged = several.sort("id").group_by(key, maintain_order=True).agg(
+        *(pl.col(c).first() for c in several.columns if c not in sums and c not in key),
         *(pl.col(c).sum() for c in sums),
         (price_x_qty / pl.col("qtd_produto_faturado").sum()).alias("_mean_price"),
         pl.len().alias("odoo_line_count"),
         pl.col("odoo_write_date").max().alias("_max_write_date"),
     )
-    return merged.with_columns(
-        pl.when(pl.col("odoo_line_count") > 1)
-        .then(pl.col("_mean_price").round(4, mode="half_away_from_zero"))
-        .otherwise(pl.col("preco_produto_faturado"))
-        .cast(P4, strict=False)
-        .alias("preco_produto_faturado"),
+    merged = merged.with_columns(
+        pl.col("_mean_price").round(4, mode="half_away_from_zero").cast(P4, strict=False).alias("preco_produto_faturado"),
         pl.col("_max_write_date").alias("odoo_write_date"),
         *(pl.col(c).cast(t, strict=False) for c, t in (("qtd_produto_faturado", Q3), ("valor_produto_faturado", V2), ("peso_total", Q3))),
     )  # fmt: skip
+    return merged
