@@ -17,13 +17,13 @@ from pathlib import Path
 import polars as pl
 
 from . import artifacts
-from .db.admin import init_db, schema_exists
+from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
 from .db.read import read_existing
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
-from .errors import ConfigError, FaturamentoError, RejectRatioExceeded
+from .errors import ConfigError, DatabaseError, FaturamentoError, RejectRatioExceeded
 from .odoo.source import RawBatch, Source
 from .settings import Settings
 from .transform import transform
@@ -77,6 +77,21 @@ class _Clock:
         return round(time.perf_counter() - self._t0, 4)
 
 
+def _lock(writer: Writer, settings: Settings, url: str):
+    """Lock the job and read its cursor; a database without the schema is set up
+    when it is the embedded one, and refused with a clear message otherwise."""
+    try:
+        return lock_and_read_cursor(writer, settings.job, settings.wait_seconds)
+    except DatabaseError as exc:
+        if "sync_state" not in str(exc) or "does not exist" not in str(exc):
+            raise
+        writer.rollback()
+    if settings.database_url:
+        raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
+    init_db(url)  # the embedded database is ours to set up
+    return lock_and_read_cursor(writer, settings.job, settings.wait_seconds)
+
+
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
     """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then."""
     run_id = new_run_id()
@@ -98,15 +113,11 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         source = source or make_source(settings)
         manifest["source"] = settings.scrub(source.description)
         url = database_url(settings)
-        if not schema_exists(url):
-            if settings.database_url:
-                raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
-            init_db(url)  # the embedded database is ours to set up
         writer = Writer(adbc_connect(with_session_options(url, settings.statement_timeout)))
         clock.phase("connect", t)
 
         t = time.perf_counter()
-        start = lock_and_read_cursor(writer, settings.job, settings.wait_seconds)
+        start = _lock(writer, settings, url)
         clock.phase("lock", t)
         full = settings.full or (start.cursor is None and settings.since is None)
         since = None if full else (settings.since or start.cursor - settings.overlap)

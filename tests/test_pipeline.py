@@ -173,7 +173,7 @@ def test_bad_database_url_is_a_clear_error_without_the_password(tmp_path, capsys
     err = capsys.readouterr().err
     text = err + json.dumps([read_manifest(p) for p in (tmp_path / "runs").iterdir()])
     assert "s3cr3t-pw" not in text
-    assert "cannot connect to PostgreSQL at `postgresql://bob:***@127.0.0.1:1/nope`" in err
+    assert "cannot connect to PostgreSQL at `postgresql://bob:***@127.0.0.1:1/nope" in err
     assert "Traceback" not in err
 
 

@@ -22,13 +22,3 @@ def init_db(url: str) -> int:
     finally:
         conn.close()
     return len(statements)
-
-
-def schema_exists(url: str) -> bool:
-    conn = adbc_connect(url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass('sync_state') IS NOT NULL AND to_regclass('faturamento_produto') IS NOT NULL")
-            return bool(cur.fetchone()[0])
-    finally:
-        conn.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -21,8 +22,6 @@ from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
 from ..settings import redact
 
 _HEX = re.compile(r"^[0-9a-f]*$")
-# Full runs past this many rows read faturamento_produto in parallel id ranges.
-PARTITION_ROWS = 400_000
 
 
 def text_list_sql(values: list[str]) -> str:
@@ -58,25 +57,34 @@ def _columns(schema: pl.Schema) -> str:
     return ", ".join(schema.names())  # names come from our own schema constants
 
 
-def read_existing(url: str, nfs: list[str], codes: list[str], *, full: bool, table_rows: int = 0) -> ExistingState:
-    """Existing lines/consolidation (all in full runs, else the NFs in `nfs`) and known product codes."""
+def read_existing(url: str, nfs: list[str], codes: list[str], *, full: bool) -> ExistingState:
+    """Existing lines/consolidation (all in full runs, else the NFs in `nfs`) and known product codes.
+
+    The three reads are independent; connectorx releases the GIL, so they run
+    side by side on their own connections.
+    """
     started = time.perf_counter()
     nf_filter = "" if full else f" WHERE numero_nf IN ({text_list_sql(nfs)})"
-    queries = []
-    line_query = f"SELECT {_columns(EXISTING_LINE)} FROM faturamento_produto{nf_filter}"
-    kwargs = {}
-    if full and table_rows > PARTITION_ROWS:
-        line_query = f"SELECT id, {_columns(EXISTING_LINE)} FROM faturamento_produto"
-        kwargs = {"partition_on": "id", "partition_num": 2}
-    queries.append(line_query)
-    lines = _read(url, line_query, EXISTING_LINE, **kwargs) if (full or nfs) else pl.DataFrame(schema=EXISTING_LINE)
-    product_query = f"SELECT cod_produto FROM cadastro_palletizacao WHERE cod_produto IN ({text_list_sql(codes)})"
-    queries.append(product_query)
-    products = _read(url, product_query, EXISTING_PRODUCT) if codes else pl.DataFrame(schema=EXISTING_PRODUCT)
-    cons_query = f"SELECT {_columns(EXISTING_CONSOLIDATION)} FROM relatorio_faturamento_importado{nf_filter}"
-    queries.append(cons_query)
-    consolidation = (
-        _read(url, cons_query, EXISTING_CONSOLIDATION) if (full or nfs) else pl.DataFrame(schema=EXISTING_CONSOLIDATION)
+    reads: dict[str, tuple[str, pl.Schema]] = {}
+    if full or nfs:
+        reads["lines"] = (f"SELECT {_columns(EXISTING_LINE)} FROM faturamento_produto{nf_filter}", EXISTING_LINE)
+        reads["consolidation"] = (
+            f"SELECT {_columns(EXISTING_CONSOLIDATION)} FROM relatorio_faturamento_importado{nf_filter}",
+            EXISTING_CONSOLIDATION,
+        )
+    if codes:
+        reads["products"] = (
+            f"SELECT cod_produto FROM cadastro_palletizacao WHERE cod_produto IN ({text_list_sql(codes)})",
+            EXISTING_PRODUCT,
+        )
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        jobs = {name: pool.submit(_read, url, query, schema) for name, (query, schema) in reads.items()}
+        got = {name: job.result() for name, job in jobs.items()}
+    return ExistingState(
+        lines=got.get("lines", pl.DataFrame(schema=EXISTING_LINE)),
+        products=got.get("products", pl.DataFrame(schema=EXISTING_PRODUCT)),
+        consolidation=got.get("consolidation", pl.DataFrame(schema=EXISTING_CONSOLIDATION)),
+        statements=len(reads),
+        seconds=time.perf_counter() - started,
+        queries=[q for q, _ in reads.values()],
     )
-    statements = int(full or bool(nfs)) * 2 + int(bool(codes))
-    return ExistingState(lines, products, consolidation, statements, time.perf_counter() - started, queries)
