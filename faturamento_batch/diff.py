@@ -169,8 +169,10 @@ def compute_changeset(
         .sort("numero_nf")
     )
 
+    # Odoo still returns a rejected line: its key is not an orphan.
+    returned = pl.concat([values.select(KEY), rejected.select(KEY).drop_nulls()]) if rejected is not None else values.select(KEY)
     orphans = (
-        existing.join(values.select(KEY), on=KEY, how="anti").select(*KEY, "status_nf").sort(KEY)
+        existing.join(returned, on=KEY, how="anti").select(*KEY, "status_nf").sort(KEY)
         if full
         else existing.select(*KEY, "status_nf").clear()
     )

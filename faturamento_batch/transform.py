@@ -167,9 +167,10 @@ def _partner_fields(frames: dict[str, pl.DataFrame], users: pl.LazyFrame) -> pl.
     )
     partners = _named_user("p_user_id", users, partners, "p_vendedor")
     muni_name = pl.coalesce(clean(pl.col("mu_name")), clean(pl.col("p_l10n_br_municipio_id__name")))
-    parts = muni_name.str.extract_groups(r"^(.*\S)\s*\(\s*([A-Za-z]{2})\s*\)$")
+    parts = muni_name.str.extract_groups(r"^(.*?)\s*\(\s*([A-Za-z]{2})\s*\)$")
     paren_uf = parts.struct.field("2").str.to_uppercase()
-    city = pl.coalesce(clean(parts.struct.field("1")), muni_name)
+    # "Cidade (UF)" → the text before (a bare "(MG)" names no city); any other name is the city.
+    city = pl.when(paren_uf.is_not_null()).then(clean(parts.struct.field("1"))).otherwise(muni_name)
     return partners.select(
         "p_id",
         clean(pl.col("p_l10n_br_cnpj")).alias("p_cnpj"),
@@ -239,7 +240,11 @@ def _reason(raw_numbers_ok: pl.Expr) -> pl.Expr:
         pl.when(pl.col("product_id").is_null() | pl.col("pp_id").is_null()).then(pl.lit(NO_PRODUCT))
         .when(pl.col("move_id").is_null() | pl.col("m_id").is_null()).then(pl.lit(NO_MOVE))
         # Polars orders NaN above every number, so NaN > 0 holds: test it by name.
-        .when(pl.col("quantity").is_null() | pl.col("quantity").is_nan() | ~(pl.col("quantity") > 0))
+        # A quantity below the column's 0.001 is 0.000 once stored: not positive either.
+        .when(
+            pl.col("quantity").is_null() | pl.col("quantity").is_nan() | ~(pl.col("quantity") > 0)
+            | (pl.col("qtd_produto_faturado") == 0)
+        )
         .then(pl.lit(QUANTITY_NOT_POSITIVE))
         .when(pl.col("numero_nf").is_null()).then(pl.lit(NO_NF_NUMBER))
         .when(pl.col("cod_produto").is_null()).then(pl.lit(NO_PRODUCT_CODE))
@@ -295,7 +300,9 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
     engine = "streaming" if frames[LINE].height >= STREAMING_FROM_LINES else "in-memory"
     rejected, alone, repeated = pl.collect_all([rejected_plan, alone_plan, repeated_plan], engine=engine)
     merged = _merge_same_product(repeated).select(alone.columns)
-    lines = pl.concat([alone, merged], rechunk=False)
+    # Back in Odoo's line order: the diff takes an NF's header and a new product's
+    # name from the first row, which must be the lowest line id.
+    lines = pl.concat([alone, merged], rechunk=False).sort("id")
     in_domain = rejected.height + alone.height + repeated.height
     return TransformResult(
         lines=lines.select(LINE_SCHEMA.names()).cast(dict(LINE_SCHEMA)),  # type: ignore[arg-type]
