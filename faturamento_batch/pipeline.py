@@ -193,11 +193,12 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             manifest["status"] = "success"
         clock.phase("write", t)
         return RunResult(run_id, run_dir, manifest, cs, clock.timings)
-    except FaturamentoError as exc:
+    except Exception as exc:  # a bug fails the run the same way: rolled back, recorded
         if writer is not None:
             writer.rollback()
         manifest["status"] = "failed"
-        manifest["error"] = settings.scrub(str(exc))
+        prefix = "" if isinstance(exc, FaturamentoError) else "internal error: "
+        manifest["error"] = settings.scrub(f"{prefix}{exc}")
         manifest["error_type"] = type(exc).__name__
         raise
     finally:
