@@ -17,8 +17,8 @@ def test_demo_runs_full_then_incremental(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--state-dir", str(state)]) == 0
     err = capsys.readouterr().err
     assert "== day 1: first run (full) over JSON-RPC ==" in err and "== day 2: incremental run" in err
-    runs = sorted((tmp_path / "runs").iterdir())
-    first, second = (read_manifest(r) for r in runs)
+    # Both runs may start within the same second: order them by their start time.
+    first, second = sorted((read_manifest(r) for r in (tmp_path / "runs").iterdir()), key=lambda m: m["started_at"])
     assert first["mode"] == "full" and first["status"] == "success" and first["counts"]["inserts"] > 1000
     assert second["mode"] == "incremental" and second["status"] == "success"
     c = second["counts"]
