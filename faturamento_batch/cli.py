@@ -64,6 +64,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
 
 
+def _runs_options(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--artifacts-dir", type=Path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faturamento-batch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,12 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cancel any single SQL statement running longer (default 900; 0 = no limit)")
 
     p = sub.add_parser("runs", help="recent runs and their manifests")
-    _common(p)
-    p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
-    p.add_argument("run", nargs="?", help="run id (for show; default the latest)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--artifacts-dir", type=Path)
+    _runs_options(p)  # `runs` alone is `runs list`
+    actions = p.add_subparsers(dest="action")
+    _runs_options(actions.add_parser("list", help="a table of recent runs"))
+    show = actions.add_parser("show", help="one run's manifest and where its artifacts are")
+    _runs_options(show)
+    show.add_argument("run", nargs="?", help="run id, id prefix or path (default: the latest)")
 
     p = sub.add_parser("odoo-replay", help="serve a dataset directory over Odoo's protocols")
     _common(p)

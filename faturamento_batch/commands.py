@@ -78,7 +78,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
     from .runs import list_runs, show_run
 
     if args.action == "show":
-        return show_run(settings, args.run, as_json=args.json)
+        return show_run(settings, getattr(args, "run", None), as_json=args.json)
     return list_runs(settings, limit=args.limit, as_json=args.json)
 
 

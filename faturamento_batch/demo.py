@@ -105,8 +105,8 @@ def run_demo(settings: Settings) -> int:
         print("\n== day 2: incremental run after new NFs, cancellations, a reactivation and edits ==", file=sys.stderr)
         print(summary_text(run_sync(run)), file=sys.stderr)
     print(
-        f"\nInspect with: faturamento-batch runs list --database-url '{url}'\n"
-        "or open notebooks/sync_diff_analysis.ipynb (it reads ./runs).",
+        "\nInspect with `faturamento-batch runs show` (the latest run, from ./runs) or open "
+        "notebooks/sync_diff_analysis.ipynb (pip install -e '.[notebook]'; it reads ./runs).",
         file=sys.stderr,
     )
     return 0

@@ -35,7 +35,11 @@ LISTED_COUNTS = (
 def _db_runs(settings: Settings, limit: int) -> pl.DataFrame:
     import connectorx as cx
 
+    from .db.connection import adbc_connect
+
     url = database_url(settings)
+    # connectorx's pool retries a dead server for ~30 s; libpq fails at once with a clear message.
+    adbc_connect(url, autocommit=True).close()
     # connectorx takes no bound parameters; the only value here is an int.
     query = (
         "SELECT run_id, job, mode, status, started_at, finished_at, cursor_from, cursor_to, "
