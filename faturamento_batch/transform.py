@@ -295,8 +295,8 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
         pl.lit(1, dtype=pl.UInt32).alias("odoo_line_count")
     )
     repeated_plan = good.filter(pl.col("_repeated")).drop("_repeated")
-    # One pass over the shared plan; the lines that stand alone (nearly all) are
-    # materialized once and never copied again.
+    # One pass over the shared plan; only the lines whose (NF, product) repeats
+    # (a few) go through the group_by.
     engine = "streaming" if frames[LINE].height >= STREAMING_FROM_LINES else "in-memory"
     rejected, alone, repeated = pl.collect_all([rejected_plan, alone_plan, repeated_plan], engine=engine)
     merged = _merge_same_product(repeated).select(alone.columns)
