@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .errors import ConfigError, FaturamentoError
+from .errors import FaturamentoError
 from .settings import Settings, env_settings, redact
 
 log = logging.getLogger("faturamento_batch")

@@ -6,8 +6,6 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import replace
-from pathlib import Path
 
 from .errors import ConfigError
 from .pipeline import RunResult, run_sync
@@ -138,5 +136,5 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "odoo-replay":
         return cmd_replay(args)
     if args.command == "demo":
-        return cmd_demo(replace(settings))
+        return cmd_demo(settings)
     raise ConfigError(f"unknown command `{args.command}`")

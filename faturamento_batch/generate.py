@@ -249,7 +249,9 @@ def generate_next_day(of: Path | str, dest: Path | str, seed: int = 0) -> Genera
         mv.select(pl.col("name").str.extract_groups(_MOVE_NAME).alias("g")).unnest("g")
         .drop_nulls().group_by(pl.nth(0), pl.nth(1)).agg(pl.nth(2).cast(pl.Int64).max())
     )  # fmt: skip
-    seq_last = {(j, int(y)): int(n) for j, y, n in seqs.iter_rows()}
+    # One entry per (journal, year): a handful, the generator's bookkeeping, not invoice data.
+    journal, year, last = (seqs.get_column(c).to_list() for c in seqs.columns)
+    seq_last = dict(zip(zip(journal, map(int, year)), last))
     nfs = mv.get_column("nf").filter(mv.get_column("nf").str.contains(r"^\d+$").fill_null(False)).cast(pl.Int64)
     pools = pools_from_records(partners, small[PRODUCT][1], templates, small[USER][1])
     batch = make_moves_and_lines(

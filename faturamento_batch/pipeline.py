@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-import polars as pl
 
 from . import artifacts
 from .db.admin import init_db

@@ -60,6 +60,16 @@ def load_rows(url: str, tables: dict[str, list[dict]]) -> None:
         conn.close()
 
 
+def load_cascade_rows(url: str, nfs: list[str]) -> None:
+    """Stock, shipment and picking rows pointing at `nfs`, so their cancellation cascades."""
+    load_rows(url, {
+        "embarques": [{"id": 1, "numero": 1}],
+        "movimentacao_estoque": [{"cod_produto": "P00001", "numero_nf": nf, "status_nf": "FATURADO"} for nf in nfs],
+        "embarque_itens": [{"embarque_id": 1, "nota_fiscal": nf} for nf in nfs],
+        "separacao": [{"numero_nf": nf, "sincronizado_nf": True} for nf in nfs],
+    })  # fmt: skip
+
+
 def read_table(url: str, table: str, columns: list[str] | None = None, order: str | None = None) -> pl.DataFrame:
     """A table as a frame; numerics come back as text at their scale, so '1.500' compares exactly."""
     tbl = schema.metadata.tables[table]

@@ -13,12 +13,12 @@ from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
 from faturamento_batch.db.connection import adbc_connect
 from faturamento_batch.db.lock import lock_key
-from faturamento_batch.errors import DatabaseError, LockHeld
+from faturamento_batch.errors import LockHeld
 from faturamento_batch.pipeline import run_sync
 from faturamento_batch.settings import Settings
 
 from .builders import build_dataset
-from .dbutil import load_rows, read_table, scalar, snapshot
+from .dbutil import load_cascade_rows, load_rows, read_table, scalar, snapshot
 
 
 def _settings(db_url: str, tmp_path: Path, source: Path, **kw) -> Settings:
@@ -29,16 +29,6 @@ def _sync(db_url: str, tmp_path: Path, source: Path, *args: str) -> tuple[int, d
     code = main(["sync", "--source", str(source), "--database-url", db_url, "--artifacts-dir", str(tmp_path / "runs"), *args])
     latest = max((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime_ns)
     return code, read_manifest(latest)
-
-
-def _cascade_rows(db_url: str, nfs: list[str]) -> None:
-    """Stock, shipment and picking rows pointing at `nfs`, so cancellations cascade."""
-    load_rows(db_url, {
-        "embarques": [{"id": 1, "numero": 1}],
-        "movimentacao_estoque": [{"cod_produto": "P00001", "numero_nf": nf, "status_nf": "FATURADO"} for nf in nfs],
-        "embarque_itens": [{"embarque_id": 1, "nota_fiscal": nf} for nf in nfs],
-        "separacao": [{"numero_nf": nf, "sincronizado_nf": True} for nf in nfs],
-    })  # fmt: skip
 
 
 def test_full_then_incremental_is_idempotent(db_url, tmp_path):
@@ -60,7 +50,7 @@ def test_failure_in_last_statement_leaves_everything_as_before(db_url, tmp_path)
     ds = build_dataset(tmp_path / "odoo", moves=10)
     assert _sync(db_url, tmp_path, ds)[0] == 0
     cancelled = build_dataset(tmp_path / "odoo2", moves=12, cancelled={1, 2}, write_date="2026-01-06 10:00:00")
-    _cascade_rows(db_url, ["100001", "100002"])
+    load_cascade_rows(db_url, ["100001", "100002"])
     before = snapshot(db_url)
     # The run's last write is the run record + cursor: make PostgreSQL refuse it.
     conn = adbc_connect(db_url)
@@ -86,7 +76,7 @@ def test_statement_count_does_not_grow_with_data(db_url, second_db, tmp_path):
         # Day 2: every kind of write (inserts, cancellations with cascade, new products, consolidation).
         day2 = build_dataset(tmp_path / f"odoo{n_moves}b", moves=n_moves + max(n_moves // 10, 1), lines_per_move=3 if n_moves > 4 else 2,
                              cancelled={1, 2}, products=60, price=10.5, write_date="2026-01-06 10:00:00")  # fmt: skip
-        _cascade_rows(url, ["100001"])
+        load_cascade_rows(url, ["100001"])
         code, manifest = _sync(url, tmp_path, day2, "--apply-drift")
         assert code == 0
         assert manifest["counts"]["inserts"] > 0 and manifest["counts"]["cancellations"] == 2

@@ -19,7 +19,7 @@ from faturamento_batch.db.connection import adbc_connect
 from faturamento_batch.odoo.replay import ReplayServer
 
 from .builders import build_dataset
-from .dbutil import load_rows, scalar
+from .dbutil import load_cascade_rows, scalar
 from .test_sync_wire import _comparable
 
 DAY1, DAY2 = "2026-01-05 10:00:00", "2026-01-06 10:00:00"
@@ -48,13 +48,7 @@ def days(tmp_path_factory):
 
 def _prepare(url: str, day1: Path, runs: Path) -> None:
     assert main(["sync", "--source", str(day1), "--database-url", url, "--artifacts-dir", str(runs)]) == 0
-    nfs = [str(100_000 + m) for m in range(1, 151)]
-    load_rows(url, {
-        "embarques": [{"id": 1, "numero": 1}],
-        "movimentacao_estoque": [{"cod_produto": "P00001", "numero_nf": nf, "status_nf": "FATURADO"} for nf in nfs],
-        "embarque_itens": [{"embarque_id": 1, "nota_fiscal": nf} for nf in nfs],
-        "separacao": [{"numero_nf": nf, "sincronizado_nf": True} for nf in nfs],
-    })  # fmt: skip
+    load_cascade_rows(url, [str(100_000 + m) for m in range(1, 151)])
 
 
 def _kill_at(cmd: list[str], marker: str | None, delay: float) -> int:

@@ -13,7 +13,7 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -38,7 +38,6 @@ class ExistingState:
     consolidation: pl.DataFrame  # schemas.EXISTING_CONSOLIDATION
     statements: int = 0
     seconds: float = 0.0
-    queries: list[str] = field(default_factory=list, repr=False)
 
 
 def _read(url: str, query: str, schema: pl.Schema, **kwargs) -> pl.DataFrame:
@@ -86,5 +85,4 @@ def read_existing(url: str, nfs: list[str], codes: list[str], *, full: bool) -> 
         consolidation=got.get("consolidation", pl.DataFrame(schema=EXISTING_CONSOLIDATION)),
         statements=len(reads),
         seconds=time.perf_counter() - started,
-        queries=[q for q, _ in reads.values()],
     )

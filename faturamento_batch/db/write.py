@@ -130,7 +130,6 @@ class RunRecord:
 class WriteSummary:
     rows: dict[str, int] = field(default_factory=dict)  # rows each statement affected
     cascade: pl.DataFrame | None = None  # tabela, numero_nf, linhas
-    statements: int = 0
 
 
 def to_arrow(frame: pl.DataFrame) -> pa.Table:
@@ -192,7 +191,6 @@ class Writer:
     def write(self, cs: ChangeSet, now: datetime) -> WriteSummary:
         """Send every part of `cs` inside the open transaction (not committed here)."""
         summary = WriteSummary()
-        before = self.statements
         if cs.inserts.height:
             log.info("write: COPY %d new lines into faturamento_produto", cs.inserts.height)
             rows = cs.inserts.select(LINE_VALUES.names()).with_columns(
@@ -226,7 +224,6 @@ class Writer:
             self.ingest("_fb_consolidation", cs.consolidation.select(_CONS_COLUMNS), temporary=True)
             self.execute(_UPSERT_CONSOLIDATION, (now, ACTOR))
             summary.rows["relatorio_faturamento_importado.upsert"] = self.rowcount()
-        summary.statements = self.statements - before
         return summary
 
     def finish(self, record: RunRecord) -> None:

@@ -60,7 +60,7 @@ def frame_from_json(model: str, payload: bytes, key: str | None = None) -> pl.Da
         payload = _LONE_SURROGATE.sub(rb"\1\\ufffd", payload)
     wrapped, key = (b'{"r":' + payload + b"}", "r") if key is None else (payload, key)
     try:
-        frame = pl.read_json(io.BytesIO(wrapped), schema={key: pl.List(_read_struct(model))})
+        frame = pl.read_json(io.BytesIO(wrapped), schema={key: pl.List(pl.Struct(_read_fields(model)))})
         rows = frame.select(pl.col(key).explode()).unnest(key)
     except pl.exceptions.PolarsError:
         # NaN/Infinity (Python's json writes them) or a broken document: take the exact path.
@@ -101,8 +101,9 @@ _LONE_SURROGATE = re.compile(
 )
 
 
-def _read_struct(model: str) -> pl.Struct:
-    return pl.Struct({f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in MODELS[model].items()})
+def _read_fields(model: str) -> dict[str, pl.DataType]:
+    """How a record is first read: links as lists of text, every other value as text."""
+    return {f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in MODELS[model].items()}
 
 
 def _records_of(model: str, payload: bytes, key: str) -> list:
@@ -120,9 +121,8 @@ def _frame_from_objects(model: str, records: list) -> pl.DataFrame:
     """The slow, exact path: columns built from Python objects (rare: NaN, odd payloads)."""
     if not records:
         return empty_frame(model)
-    read_schema = {f: pl.List(pl.String) if k == "many2one" else pl.String for f, k in MODELS[model].items()}
     try:
-        rows = pl.DataFrame(records, schema=read_schema, strict=False)
+        rows = pl.DataFrame(records, schema=_read_fields(model), strict=False)
     except (pl.exceptions.PolarsError, TypeError, ValueError, OverflowError) as exc:
         raise OdooPermanentError(f"Odoo sent `{model}` records of a shape no Odoo sends: {exc}") from exc
     return _normalize(model, rows, _exact_text(model, records))

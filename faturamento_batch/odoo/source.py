@@ -14,8 +14,7 @@ from typing import Protocol
 
 import polars as pl
 
-from .fields import LINE, MOVE, MODELS
-from .frames import empty_frame
+from .fields import LINE, MOVE
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -59,10 +58,6 @@ class RawBatch:
     since: datetime | None  # None: a full extraction
     max_write_date: datetime | None  # largest line/move write_date seen: the next cursor
     stats: ExtractStats = field(default_factory=ExtractStats)
-
-    @classmethod
-    def empty(cls, since: datetime | None) -> "RawBatch":
-        return cls({m: empty_frame(m) for m in MODELS}, since, None)
 
 
 class Source(Protocol):
