@@ -48,8 +48,8 @@ import polars as pl
 
 from faturamento_batch.db.admin import init_db
 from faturamento_batch.db.schema import faturamento_produto
-from faturamento_batch.generate import generate_dataset
-from faturamento_batch.generate_json import read_record_texts, write_records
+from faturamento_batch.generator import generate_dataset
+from faturamento_batch.generator.json_text import read_record_texts, write_records
 from faturamento_batch.odoo.dataset import DatasetSource
 from faturamento_batch.odoo.fields import LINE, MODELS, MOVE, dataset_file
 from faturamento_batch.odoo.source import RawBatch

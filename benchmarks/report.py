@@ -234,7 +234,7 @@ METHOD = """\
 LIMITS = """\
 ## Notes
 
-- The datasets come from `faturamento_batch.generate` (realistic shares of clean, odd and dirty
+- The datasets come from `faturamento_batch.generator` (realistic shares of clean, odd and dirty
   records); full-run sizes are in invoice lines after the transform (about 0.64 per generated
   `account.move.line` record).
 - Incremental tables are built quickly rather than by replaying history: the batch's existing

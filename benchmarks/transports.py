@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from faturamento_batch.generate import generate_dataset
+from faturamento_batch.generator import generate_dataset
 from faturamento_batch.odoo.extract import OdooSource
 from faturamento_batch.odoo.frames import frame_from_json
 from faturamento_batch.odoo.source import max_write_date

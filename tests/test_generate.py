@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from faturamento_batch.generate import GenerateSummary, generate_dataset, generate_next_day
-from faturamento_batch.generate_data import STATES
+from faturamento_batch.generator import GenerateSummary, generate_dataset, generate_next_day
+from faturamento_batch.generator.reference_data import STATES
 from faturamento_batch.odoo.fields import (
     LINE,
     MODELS,

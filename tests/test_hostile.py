@@ -11,7 +11,7 @@ import pytest
 
 from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
-from faturamento_batch.odoo.replay import ReplayServer
+from faturamento_batch.replay import ReplayServer
 
 from .builders import build_dataset
 from .dbutil import read_table, scalar

@@ -14,7 +14,7 @@ from faturamento_batch.errors import OdooPermanentError, OdooTransientError
 from faturamento_batch.odoo.dataset import DatasetSource
 from faturamento_batch.odoo.extract import OdooClient, OdooSource
 from faturamento_batch.odoo.fields import LINE, LINE_DOMAIN, MODELS
-from faturamento_batch.odoo.replay import ReplayServer
+from faturamento_batch.replay import ReplayServer
 from faturamento_batch.odoo.source import ExtractStats
 from faturamento_batch.odoo.transport import Credentials, make_transport
 

@@ -6,7 +6,7 @@ import json
 import re
 
 from faturamento_batch.cli import main
-from faturamento_batch.odoo.replay import ReplayServer
+from faturamento_batch.replay import ReplayServer
 
 from .builders import build_dataset
 from .test_sync_wire import _comparable

@@ -16,7 +16,7 @@ import pytest
 
 from faturamento_batch.cli import main
 from faturamento_batch.db.connection import adbc_connect
-from faturamento_batch.odoo.replay import ReplayServer
+from faturamento_batch.replay import ReplayServer
 
 from .builders import build_dataset
 from .dbutil import load_cascade_rows, scalar

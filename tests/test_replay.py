@@ -22,7 +22,7 @@ import pytest
 
 from faturamento_batch.errors import ConfigError
 from faturamento_batch.odoo.fields import LINE, LINE_DOMAIN, MOVE, PARTNER, PRODUCT, TEMPLATE, USER
-from faturamento_batch.odoo.replay import ReplayServer
+from faturamento_batch.replay import ReplayServer
 
 ROOT = Path(__file__).resolve().parent.parent
 META = {"db": "odoo_test", "login": "bot@example.com", "password": "s3cret", "api_key": "key-123", "uid": 7}
@@ -586,7 +586,7 @@ def test_fault_match_latency_and_control_endpoint(fresh):
 
 def test_serve_forever_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
     dataset = write_dataset(tmp_path / "ds")
-    code = "import sys; from faturamento_batch.odoo.replay import serve_forever; serve_forever(sys.argv[1], port=0)"
+    code = "import sys; from faturamento_batch.replay import serve_forever; serve_forever(sys.argv[1], port=0)"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", code, str(dataset)], stderr=subprocess.PIPE, text=True, env=env)
     try:

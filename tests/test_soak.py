@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from faturamento_batch.cli import main
-from faturamento_batch.generate import generate_dataset, generate_next_day
+from faturamento_batch.generator import generate_dataset, generate_next_day
 
 from .dbutil import read_table, scalar
 

@@ -17,10 +17,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from .db.admin import init_db
-from .db.connection import adbc_connect
-from .db.embedded import create_database, embedded_url
-from .settings import Settings
+from ..db.admin import init_db
+from ..db.connection import adbc_connect
+from ..db.embedded import create_database, embedded_url
+from ..settings import Settings
+from ..summary import summary_text
 
 log = logging.getLogger("faturamento_batch")
 
@@ -71,12 +72,15 @@ def _seed_logistics(url: str) -> None:
         conn.commit()
 
 
+def _summary(result) -> str:
+    return summary_text(result.manifest, result.run_dir)
+
+
 def run_demo(settings: Settings) -> int:
-    from .commands import summary_text
-    from .generate import generate_dataset, generate_next_day
-    from .odoo.dataset import read_meta
-    from .odoo.replay import ReplayServer
-    from .pipeline import run_sync
+    from ..generator import generate_dataset, generate_next_day
+    from ..odoo.dataset import read_meta
+    from ..replay import ReplayServer
+    from ..pipeline import run_sync
 
     root = settings.state_dir / "demo"
     day1, day2, served = root / "day1", root / "day2", root / "served"
@@ -97,13 +101,13 @@ def run_demo(settings: Settings) -> int:
         )  # fmt: skip
         shutil.rmtree(root / "state" / "cache", ignore_errors=True)
         print("\n== day 1: first run (full) over JSON-RPC ==", file=sys.stderr)
-        print(summary_text(run_sync(run)), file=sys.stderr)
+        print(_summary(run_sync(run)), file=sys.stderr)
 
         _seed_logistics(url)
         _copy_dataset(day2, served)
         odoo.reload()
         print("\n== day 2: incremental run after new NFs, cancellations, a reactivation and edits ==", file=sys.stderr)
-        print(summary_text(run_sync(run)), file=sys.stderr)
+        print(_summary(run_sync(run)), file=sys.stderr)
     print(
         "\nInspect with `faturamento-batch runs show` (the latest run, from ./runs) or open "
         "notebooks/sync_diff_analysis.ipynb (pip install -e '.[notebook]'; it reads ./runs).",

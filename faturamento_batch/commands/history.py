@@ -14,11 +14,12 @@ from pathlib import Path
 
 import polars as pl
 
-from . import artifacts
-from .analysis import CHANGESET_PARTS, run_dirs
-from .db.connection import database_url
-from .errors import ConfigError, FaturamentoError
-from .settings import Settings
+from .. import artifacts
+from ..analysis.loading import CHANGESET_PARTS, run_dirs
+from ..db.connection import database_url
+from ..errors import ConfigError, FaturamentoError
+from ..settings import Settings
+from ..summary import summary_text
 
 # Columns of `runs list`: (count key, header).
 LISTED_COUNTS = (
@@ -35,7 +36,7 @@ LISTED_COUNTS = (
 def _db_runs(settings: Settings, limit: int) -> pl.DataFrame:
     import connectorx as cx
 
-    from .db.connection import adbc_connect
+    from ..db.connection import adbc_connect
 
     url = database_url(settings)
     # connectorx's pool retries a dead server for ~30 s; libpq fails at once with a clear message.
@@ -132,7 +133,7 @@ def _recorded_dir(settings: Settings, run: str) -> Path | None:
     """
     if not settings.database_url and not settings.pgdata.is_dir():
         return None
-    from .db.connection import adbc_connect
+    from ..db.connection import adbc_connect
 
     try:
         conn = adbc_connect(database_url(settings), autocommit=True)
@@ -189,10 +190,7 @@ def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
     if as_json:
         print(json.dumps({**manifest, "run_dir": str(run_dir)}, indent=2, ensure_ascii=False))
         return 0
-    from .commands import summary_text
-    from .pipeline import RunResult
-
-    print(summary_text(RunResult(manifest.get("run_id", run_dir.name), run_dir, manifest)))
+    print(summary_text(manifest, run_dir))
     print(f"  started {manifest.get('started_at', '-')} · finished {manifest.get('finished_at', '-')} (UTC)")
     if manifest.get("error"):
         print(f"  error: {manifest['error']}")

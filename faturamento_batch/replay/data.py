@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .domain import COMODELS, DomainError, Schema, compile_tree, id_window, parse
-from .fields import MODELS, dataset_file
+from ..odoo.fields import MODELS, dataset_file
 
 logger = logging.getLogger(__name__)
 

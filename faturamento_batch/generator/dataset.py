@@ -13,7 +13,7 @@ lines' does not. Every write_date it sets is later than every write_date of the
 day before, so an incremental run from the old cursor sees exactly those changes.
 
 What the data holds — shares of each clean, odd and dirty case — is listed in the
-constants of `generate_core` (and, for the next day, the NEXT_* constants here).
+constants of `entities` (and, for the next day, the NEXT_* constants here).
 """
 
 from __future__ import annotations
@@ -28,20 +28,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from . import generate_data as ref
-from .generate_core import (
-    ADMIN_UID,
-    Batch,
-    day_range,
-    day_weights,
-    epoch_seconds,
-    make_entities,
-    make_moves_and_lines,
-    pools_from_records,
-    ts_text,
-)
-from .generate_json import dict_records, read_record_texts, write_records
-from .odoo.fields import LINE, MODELS, MOVE, MUNICIPIO, PARTNER, PRODUCT, TEMPLATE, TIPOS_PEDIDO, USER, dataset_file
+from . import reference_data as ref
+from .entities import ADMIN_UID, epoch_seconds, make_entities, pools_from_records, ts_text
+from .moves import Batch, day_range, day_weights, make_moves_and_lines
+from .json_text import dict_records, read_record_texts, write_records
+from ..odoo.fields import LINE, MODELS, MOVE, MUNICIPIO, PARTNER, PRODUCT, TEMPLATE, TIPOS_PEDIDO, USER, dataset_file
 
 log = logging.getLogger(__name__)
 

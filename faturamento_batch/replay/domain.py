@@ -30,7 +30,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .fields import MODELS, RELATED_IDS_FROM
+from ..odoo.fields import MODELS, RELATED_IDS_FROM
 
 Predicate = Callable[[dict], bool]
 

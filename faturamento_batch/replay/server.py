@@ -1,9 +1,9 @@
 """A small fake Odoo serving a dataset directory over Odoo's real protocols (DESIGN §3).
 
-In:  a dataset directory (`replay_data`), an address, and optional injected
+In:  a dataset directory (`replay.data`), an address, and optional injected
      latency and faults.
 Out: an HTTP server answering ``POST /jsonrpc``, ``/xmlrpc/2/common|object``
-     and ``/json/2/<model>/<method>`` as Odoo 17/19 would (`replay_protocols`),
+     and ``/json/2/<model>/<method>`` as Odoo 17/19 would (`replay.protocols`),
      plus control endpoints for tests:
      ``POST /replay/reload`` (re-read the dataset), ``GET /replay/stats``,
      ``GET|POST /replay/faults`` (read / replace the injected faults).
@@ -40,8 +40,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, FaturamentoError
-from .replay_data import ReplayData
-from .replay_protocols import JSON_TYPE, Call, Reply, html_reply, parse_request
+from .data import ReplayData
+from .protocols import JSON_TYPE, Call, Reply, html_reply, parse_request
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import xmlrpc.client
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .replay_data import ACCESS_DENIED, ACCESS_ERROR, USER_ERROR, VERSION, OdooFault, ReplayData
+from .data import ACCESS_DENIED, ACCESS_ERROR, USER_ERROR, VERSION, OdooFault, ReplayData
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,8 @@
-"""What each CLI command does, in terms of the library. Output for people goes to stderr."""
+"""What each CLI command does, in terms of the library. Output for people goes to stderr.
+
+    history   `runs list` / `runs show`: the run history and one run's manifest
+    demo      `demo`: replay server + a full sync, then the next day incrementally
+"""
 
 from __future__ import annotations
 
@@ -7,55 +11,16 @@ import json
 import logging
 import sys
 
-from .errors import ConfigError
-from .pipeline import RunResult, run_sync
-from .settings import Settings
+from ..errors import ConfigError
+from ..pipeline import run_sync
+from ..settings import Settings
+from ..summary import summary_text
 
 log = logging.getLogger("faturamento_batch")
 
-PARTS_SHOWN = (
-    ("inserts", "inserts"),
-    ("status_changes", "status changes"),
-    ("cancellations", "cancelled NFs"),
-    ("reactivations", "reactivated NFs"),
-    ("drift", "drift"),
-    ("new_products", "new products"),
-    ("consolidation", "NF consolidations"),
-    ("orphans", "orphans"),
-    ("rejected", "rejected"),
-)
-
-
-def summary_text(result: RunResult) -> str:
-    """A short human summary of a run, from its manifest."""
-    m = result.manifest
-    c = m.get("counts", {})
-    cursor = m.get("cursor", {})
-    lines = [
-        f"run {m['run_id']}  {m.get('mode', '?')}  {m['status']}  ({m.get('source', '')})",
-        f"  Odoo lines {c.get('odoo_lines', 0):,} → {c.get('lines', 0):,} invoice lines "
-        f"({c.get('merged_lines', 0):,} merged, {c.get('rejected', 0):,} rejected = {m.get('reject_ratio', 0):.2%})",
-        "  " + " · ".join(f"{label} {c.get(part, 0):,}" for part, label in PARTS_SHOWN)
-        + ("" if m.get("apply_drift") else "  (drift reported, not written)"),
-    ]
-    if m["status"] == "success":
-        lines.append(
-            "  nothing changed" if not m.get("rows_to_write") else f"  rows written: {json.dumps(m.get('written', {}))}"
-        )
-    lines.append(f"  cursor {cursor.get('stored')} → {cursor.get('new')}  (read since {cursor.get('since') or 'the beginning'})")
-    t = m.get("timings", {})
-    lines.append("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
-    lines.append(
-        f"  SQL statements {m.get('sql_statements', {}).get('total', 0)} · Odoo calls "
-        f"{m.get('odoo', {}).get('total_calls', 0)} · peak memory {m.get('peak_memory_mb', 0):.0f} MB"
-    )
-    lines.append(f"  artifacts: {result.run_dir}")
-    return "\n".join(lines)
-
-
 def cmd_init_db(settings: Settings) -> int:
-    from .db.admin import init_db
-    from .db.connection import database_url
+    from ..db.admin import init_db
+    from ..db.connection import database_url
 
     url = database_url(settings)
     n = init_db(url)
@@ -68,12 +33,12 @@ def cmd_sync(settings: Settings) -> int:
     if not settings.database_url:
         log.info("using the embedded PostgreSQL in %s", settings.pgdata.resolve())
     result = run_sync(settings)
-    print(summary_text(result), file=sys.stderr)
+    print(summary_text(result.manifest, result.run_dir), file=sys.stderr)
     return 0
 
 
 def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
-    from .runs import list_runs, show_run
+    from .history import list_runs, show_run
 
     if args.action == "show":
         return show_run(settings, getattr(args, "run", None), as_json=args.json)
@@ -81,7 +46,7 @@ def cmd_runs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import generate_dataset, generate_next_day
+    from ..generator import generate_dataset, generate_next_day
 
     if args.next_day:
         summary = generate_next_day(args.next_day, args.dataset, seed=args.seed)
@@ -95,8 +60,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
-    from .odoo.extract import OdooSource
-    from .odoo.record import record
+    from ..odoo.extract import OdooSource
+    from ..odoo.record import record
 
     if args.until <= args.since:
         raise ConfigError("`--until` must be after `--since`")
@@ -108,7 +73,7 @@ def cmd_record(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from .odoo.replay import serve_forever
+    from ..replay import serve_forever
 
     if not args.dataset.is_dir():
         raise ConfigError(f"dataset `{args.dataset}` is not a directory")

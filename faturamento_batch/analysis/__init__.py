@@ -1,0 +1,90 @@
+"""The notebook's backend: a run's artifacts loaded, shaped into small frames, and charted.
+
+    loading   find runs (`resolve_run_dir`, `run_dirs`) and load one (`load_run` → `Run`)
+    shaping   `Run` → small frames per section of the notebook (inserts, status, drift, …)
+    charts    `show` and `bar` for the notebook
+
+`from faturamento_batch import analysis as an` gives all of them, as the notebook uses it.
+"""
+
+from .charts import (
+    bar,
+    show,
+)
+from .loading import (
+    CASCADE_COLUMNS,
+    CASCADE_SCHEMA,
+    CHANGESET_PARTS,
+    COMPARE_ENV,
+    DELTA_COLUMNS,
+    PART_SCHEMAS,
+    RUN_ENV,
+    Run,
+    SEARCH_ROOTS,
+    load_run,
+    resolve_compare_dir,
+    resolve_run_dir,
+    run_dirs,
+)
+from .shaping import (
+    cancellation_cascade,
+    cascade_totals,
+    compare_counts,
+    compare_timings,
+    drift_deltas,
+    drift_fields,
+    drift_totals,
+    inserts_by_day,
+    inserts_by_uf,
+    new_products,
+    nfs_to_reprocess,
+    overview,
+    part_counts,
+    phase_timings,
+    reactivated_nfs,
+    rejected_by_reason,
+    rejected_examples,
+    status_transitions,
+    top_customers,
+    top_drift_nfs,
+    top_products,
+)
+
+__all__ = [
+    "CASCADE_COLUMNS",
+    "CASCADE_SCHEMA",
+    "CHANGESET_PARTS",
+    "COMPARE_ENV",
+    "DELTA_COLUMNS",
+    "PART_SCHEMAS",
+    "RUN_ENV",
+    "Run",
+    "SEARCH_ROOTS",
+    "bar",
+    "cancellation_cascade",
+    "cascade_totals",
+    "compare_counts",
+    "compare_timings",
+    "drift_deltas",
+    "drift_fields",
+    "drift_totals",
+    "inserts_by_day",
+    "inserts_by_uf",
+    "load_run",
+    "new_products",
+    "nfs_to_reprocess",
+    "overview",
+    "part_counts",
+    "phase_timings",
+    "reactivated_nfs",
+    "rejected_by_reason",
+    "rejected_examples",
+    "resolve_compare_dir",
+    "resolve_run_dir",
+    "run_dirs",
+    "show",
+    "status_transitions",
+    "top_customers",
+    "top_drift_nfs",
+    "top_products",
+]
