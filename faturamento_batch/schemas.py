@@ -97,3 +97,144 @@ NF_LIST = pl.Schema({"numero_nf": pl.String})
 
 def empty(schema: pl.Schema) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
+
+
+# -- the stock stage (DESIGN §9): its frames in and out ------------------------------
+# In: what `db.read` hands `stock.plan_stock` (only the NFs and orders of the run).
+
+# The NFs the stage may process, one row per faturamento_produto line, as they will
+# stand after this run's import writes (Odoo's lines for the NFs of the batch, the
+# database's for the others). `stock` keeps only the posted ones (Lançado/SEM_LOTE).
+STOCK_NF_LINE = pl.Schema(
+    {
+        "numero_nf": pl.String,
+        "cod_produto": pl.String,
+        "nome_produto": pl.String,
+        "qtd_produto_faturado": Q3,
+        "data_fatura": pl.Date,
+        "origem": pl.String,
+        "status_nf": pl.String,
+    }
+)
+# embarque_itens of the run's orders (`pedido`) or NFs (`nota_fiscal`), with their shipment's status.
+STOCK_ITEM = pl.Schema(
+    {
+        "id": pl.Int64,
+        "embarque_id": pl.Int64,
+        "separacao_lote_id": pl.String,
+        "pedido": pl.String,
+        "nota_fiscal": pl.String,
+        "status": pl.String,
+        "erro_validacao": pl.String,
+        "embarque_status": pl.String,
+    }
+)
+# separacao rows of the run's orders (`num_pedido`).
+STOCK_SEPARATION = pl.Schema(
+    {
+        "id": pl.Int64,
+        "separacao_lote_id": pl.String,
+        "num_pedido": pl.String,
+        "cod_produto": pl.String,
+        "qtd_saldo": pl.Float64,
+        "sincronizado_nf": pl.Boolean,
+        "numero_nf": pl.String,
+    }
+)
+# Active FATURAMENTO movimentacao_estoque rows of the run's NFs.
+STOCK_MOVEMENT = pl.Schema(
+    {
+        "id": pl.Int64,
+        "numero_nf": pl.String,
+        "cod_produto": pl.String,
+        "separacao_lote_id": pl.String,
+        "codigo_embarque": pl.Int64,
+    }
+)
+# Open (resolvida false) inconsistencia_faturamento rows of the run's NFs.
+STOCK_OPEN_INCONSISTENCY = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "tipo": pl.String})
+# Existing faturamento_parcial_justificativa keys of the run's NFs.
+STOCK_JUSTIFICATION_KEY = pl.Schema({"separacao_lote_id": pl.String, "cod_produto": pl.String, "numero_nf": pl.String})
+
+# Out: the `StockPlan`, one frame per kind of write (also the run artifacts).
+
+# One row per processed NF: the lot chosen and how (`linked`, `candidate`, `none`).
+STOCK_ASSIGNMENT = pl.Schema(
+    {
+        "numero_nf": pl.String,
+        "origem": pl.String,
+        "how": pl.String,
+        "separacao_lote_id": pl.String,  # null: no lot
+        "embarque_id": pl.Int64,  # the lowest embarque_id of the lot's items of the order
+        "score": pl.Float64,  # null for linked lots and NFs without a lot
+        "tipo": pl.String,  # null, NF_SEM_SEPARACAO or DIVERGENCIA_NF_EMBARQUE
+        "divergent_pedido": pl.String,  # DIVERGENCIA_NF_EMBARQUE: the other order …
+        "divergent_embarque_id": pl.Int64,  # … and its shipment
+    }
+)
+# movimentacao_estoque rows to insert (the table's columns; audit columns set by the writer).
+STOCK_MOVEMENT_INSERT = pl.Schema(
+    {
+        "cod_produto": pl.String,
+        "nome_produto": pl.String,
+        "data_movimentacao": pl.Date,
+        "tipo_movimentacao": pl.String,
+        "local_movimentacao": pl.String,
+        "qtd_movimentacao": Q3,
+        "separacao_lote_id": pl.String,
+        "numero_nf": pl.String,
+        "num_pedido": pl.String,
+        "tipo_origem": pl.String,
+        "status_nf": pl.String,
+        "codigo_embarque": pl.Int64,
+        "observacao": pl.String,
+    }
+)
+# Existing FATURAMENTO movements to complete with their lot (re-check: still active).
+STOCK_MOVEMENT_COMPLETE = pl.Schema(
+    {
+        "id": pl.Int64,
+        "numero_nf": pl.String,
+        "cod_produto": pl.String,
+        "separacao_lote_id": pl.String,
+        "codigo_embarque": pl.Int64,
+        "observacao": pl.String,
+    }
+)
+# embarque_itens to link (re-check: nota_fiscal still null or '').
+STOCK_ITEM_LINK = pl.Schema(
+    {"id": pl.Int64, "numero_nf": pl.String, "separacao_lote_id": pl.String, "clear_erro": pl.Boolean}
+)
+# separacao rows to sync (re-check: sincronizado_nf still false).
+STOCK_SEPARATION_LINK = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "separacao_lote_id": pl.String})
+# faturamento_produto status of a whole NF (re-check: the line still has `status_from`).
+STOCK_STATUS_CHANGE = pl.Schema({"numero_nf": pl.String, "status_from": pl.String, "status_nf": pl.String})
+# Inconsistencies: `action` is `open` (insert, or update the open one `id`) or `resolve`
+# (every open one of the NF → resolvida, acao_tomada = LOTE_VINCULADO).
+STOCK_INCONSISTENCY = pl.Schema(
+    {
+        "action": pl.String,
+        "id": pl.Int64,  # the open row updated/resolved; null for an insert
+        "tipo": pl.String,
+        "numero_nf": pl.String,
+        "num_pedido": pl.String,
+        "cod_produto": pl.String,
+        "qtd_faturada": Q3,
+        "observacao_resolucao": pl.String,
+    }
+)
+# faturamento_parcial_justificativa rows to insert.
+STOCK_JUSTIFICATION = pl.Schema(
+    {
+        "separacao_lote_id": pl.String,
+        "num_pedido": pl.String,
+        "cod_produto": pl.String,
+        "numero_nf": pl.String,
+        "qtd_separada": Q3,
+        "qtd_faturada": Q3,
+        "qtd_saldo": Q3,
+        "motivo_nao_faturamento": pl.String,
+        "classificacao_saldo": pl.String,
+        "descricao_detalhada": pl.String,
+    }
+)
