@@ -3,8 +3,14 @@
 In:  a dataset directory (DESIGN §3): ``<model>.json`` per model of
      `fields.MODELS` (a missing file is an empty model) and ``meta.json``.
 Out: `ReplayData`, answering Odoo's ``search_read``/``search``/``read``/
-     ``search_count``/``fields_get`` and the credential checks, raising
-     `OdooFault` exactly where Odoo would refuse.
+     ``search_count``/``fields_get`` (and ``res.users.context_get``, which
+     odoorpc calls on login) and the credential checks, raising `OdooFault`
+     exactly where Odoo would refuse.
+
+``read`` of ids that do not exist skips them, as Odoo 17 does (its ORM test
+"read() should skip deleted records": a search→read from a client is not one
+transaction); `ReplayData.strict_reads` answers Odoo's MissingError instead,
+for clients that want to test how they meet a record deleted under them.
 
 Records are kept sorted by id with an id index per model, so the key paging of
 the job (``id > N``, ``order='id asc'``, ``limit``) scans only one page's worth.
@@ -12,14 +18,17 @@ the job (``id > N``, ``order='id asc'``, ``limit``) scans only one page's worth.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .domain import COMODELS, DomainError, Schema, compile_tree, id_window, parse
-from ..odoo.fields import MODELS, dataset_file
+from ..odoo.fields import MODELS, USER, dataset_file
+from .domain import DomainError, Schema, compile_tree, id_window, parse
+from .faults import ACCESS_ERROR, USER_ERROR, VALUE_ERROR, OdooFault, access_denied, missing_records, unknown_model
+from .records import CLASSIC_READ, Table, fields_get, parse_order, project, sort_records
 
 logger = logging.getLogger(__name__)
 
@@ -31,97 +40,24 @@ VERSION = {
     "protocol_version": 1,
 }
 
-ACCESS_DENIED = "odoo.exceptions.AccessDenied"
-ACCESS_ERROR = "odoo.exceptions.AccessError"
-USER_ERROR = "odoo.exceptions.UserError"
-VALUE_ERROR = "builtins.ValueError"
-KEY_ERROR = "builtins.KeyError"
-
 # Positional parameters of the ORM methods served, in Odoo's order.
 SIGNATURES: dict[str, tuple[str, ...]] = {
     "search_read": ("domain", "fields", "offset", "limit", "order"),
     "search": ("domain", "offset", "limit", "order"),
-    "read": ("ids", "fields"),
+    "read": ("ids", "fields", "load"),
     "search_count": ("domain", "limit"),
     "fields_get": ("allfields", "attributes"),
+    "context_get": (),
 }
-IGNORED_KWARGS = {"context", "load"}  # accepted as Odoo does, no effect on a replay
+MODEL_METHODS = {"context_get": USER}  # methods only one model has
+IGNORED_KWARGS = {"context", "load"}  # accepted as Odoo does (load: see `project`)
 WRITE_METHODS = {"create", "write", "unlink", "copy", "action_post", "button_cancel"}
-
-
-class OdooFault(Exception):
-    """An error as Odoo reports it: exception `name` (``odoo.exceptions.AccessDenied``…),
-    `message`, and the HTTP `status` the JSON-2 API answers with."""
-
-    STATUS = {ACCESS_DENIED: 401, ACCESS_ERROR: 403, KEY_ERROR: 404, VALUE_ERROR: 422, USER_ERROR: 422}
-
-    def __init__(self, name: str, message: str, status: int | None = None):
-        super().__init__(message)
-        self.name, self.message = name, message
-        self.status = status or self.STATUS.get(name, 422)
-
-    @property
-    def debug(self) -> str:
-        """A server-side traceback, shaped like the one Odoo sends in ``data.debug``."""
-        exc = self.name.removeprefix("builtins.")  # Python prints builtin exceptions unqualified
-        return (
-            "Traceback (most recent call last):\n"
-            '  File "odoo/service/model.py", line 0, in execute_kw  (odoo-replay)\n'
-            f"{exc}: {self.message}\n"
-        )
-
-    def as_dict(self) -> dict:
-        """The error object of JSON-RPC ``error.data`` and of a JSON-2 error body."""
-        return {"name": self.name, "message": self.message, "arguments": [self.message], "context": {}, "debug": self.debug}
-
-
-def access_denied() -> OdooFault:
-    return OdooFault(ACCESS_DENIED, "Access Denied")
-
-
-def unknown_model(model: Any) -> OdooFault:
-    return OdooFault(KEY_ERROR, repr(model))  # Odoo: KeyError('no.such.model') → "'no.such.model'"
-
-
-class Table:
-    """One model: records sorted by id, their ids, an id index and the field kinds."""
-
-    def __init__(self, model: str, records: list[dict]):
-        self.model = model
-        kept: dict[int, dict] = {}
-        for rec in records:
-            if not isinstance(rec, dict) or type(rec.get("id")) is not int:
-                raise ConfigError(f"`{dataset_file(model)}`: every record needs an integer `id`, got {rec!r:.200}")
-            kept.setdefault(rec["id"], rec)
-        if len(kept) < len(records):
-            logger.warning("%s: %d records with a repeated id ignored", model, len(records) - len(kept))
-        self.by_id = kept
-        self.ids = sorted(kept)
-        self.records = [kept[i] for i in self.ids]
-        self.fields = dict(MODELS.get(model, {"id": "integer"}))
-        # fields a recorded dataset carries beyond the declared ones are real Odoo fields too
-        seen: set[str] = set()
-        for rec in self.records:
-            seen.update(rec.keys())
-        for name in seen - self.fields.keys():
-            sample = next((r[name] for r in self.records if r.get(name) not in (None, False)), None)
-            self.fields[name] = _kind_of(sample)
-
-
-def _kind_of(value: Any) -> str:
-    if isinstance(value, list):
-        return "many2one"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "float"
-    return "char"
 
 
 class ReplayData:
     """A dataset directory in memory: `meta`, `tables` and the ORM methods over them."""
+
+    missing_error = False  # read of ids that do not exist: skip them (Odoo) or raise MissingError
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
@@ -136,6 +72,12 @@ class ReplayData:
 
     def counts(self) -> dict[str, int]:
         return {m: len(t.records) for m, t in self.tables.items()}
+
+    def strict_reads(self) -> "ReplayData":
+        """The same data (shared, not copied) whose ``read`` of missing ids raises MissingError."""
+        strict = copy.copy(self)
+        strict.missing_error = True
+        return strict
 
     # -------------------------------------------------------------- credentials
 
@@ -192,6 +134,8 @@ class ReplayData:
             raise unknown_model(model)
         if not isinstance(method, str):
             raise OdooFault(USER_ERROR, f"Invalid method name {method!r}")
+        if method in MODEL_METHODS and MODEL_METHODS[method] != model:
+            raise OdooFault(USER_ERROR, f"The method '{model}.{method}' does not exist", status=404)
         if method.startswith("_"):
             raise OdooFault(ACCESS_ERROR, f"Private methods (such as '{model}.{method}') cannot be called remotely.")
         if method in WRITE_METHODS:
@@ -207,14 +151,16 @@ class ReplayData:
         try:
             if method == "search_read":
                 found = self.search(table, named.get("domain"), named.get("offset"), named.get("limit"), named.get("order"))
-                return project(table, found, named.get("fields"))
+                return project(table, found, named.get("fields"), named.get("load", CLASSIC_READ))
             if method == "search":
                 found = self.search(table, named.get("domain"), named.get("offset"), named.get("limit"), named.get("order"))
                 return [r["id"] for r in found]
             if method == "read":
-                return self.read(table, named.get("ids"), named.get("fields"))
+                return self.read(table, named.get("ids"), named.get("fields"), named.get("load", CLASSIC_READ))
             if method == "search_count":
                 return self.count(table, named.get("domain"), named.get("limit"))
+            if method == "context_get":
+                return {"lang": "en_US", "tz": "UTC", "uid": self.meta["uid"]}
             return fields_get(table, named.get("allfields"), named.get("attributes"))
         except DomainError as exc:
             raise OdooFault(VALUE_ERROR, str(exc)) from None
@@ -251,14 +197,17 @@ class ReplayData:
         limit = _count_arg("limit", limit)
         return min(n, limit) if limit else n
 
-    def read(self, table: Table, ids: Any, fields: Any) -> list[dict]:
-        """Records by id in the order asked; ids that do not exist are skipped, as Odoo does."""
+    def read(self, table: Table, ids: Any, fields: Any, load: Any = None) -> list[dict]:
+        """Records by id in the order asked; ids that do not exist are skipped, as Odoo does,
+        or raise MissingError when `missing_error` is set (`strict_reads`)."""
         if isinstance(ids, int) and not isinstance(ids, bool):
             ids = [ids]
         if not isinstance(ids, list) or not all(type(i) is int for i in ids):
             raise OdooFault(USER_ERROR, f"read() needs a list of integer ids, got {ids!r:.200}")
         found = [table.by_id[i] for i in ids if i in table.by_id]
-        return project(table, found, fields)
+        if self.missing_error and len(found) < len(ids):
+            raise missing_records(table.model, [i for i in dict.fromkeys(ids) if i not in table.by_id], self.meta["uid"])
+        return project(table, found, fields, CLASSIC_READ if load is None else load)
 
     def _candidates(self, table: Table, tree: tuple) -> list[dict]:
         """The records in the id window of the domain, in id order (see `domain.id_window`)."""
@@ -272,72 +221,6 @@ class ReplayData:
         if start == 0 and end == len(table.records):
             return table.records
         return table.records[start:end]
-
-
-def project(table: Table, records: list[dict], fields: Any) -> list[dict]:
-    """Copies of `records` with only `fields` (all when empty), ``id`` always first."""
-    if fields in (None, False, []):
-        return [dict(r) for r in records]
-    if isinstance(fields, str) or not isinstance(fields, (list, tuple)):
-        raise OdooFault(USER_ERROR, f"fields must be a list of field names, got {fields!r:.200}")
-    for name in fields:
-        if name not in table.fields:
-            raise OdooFault(VALUE_ERROR, f"Invalid field {name!r} on model {table.model!r}")
-    names = [f for f in dict.fromkeys(fields) if f != "id"]
-    return [{"id": r["id"], **{f: r.get(f, False) for f in names}} for r in records]
-
-
-def parse_order(order: Any, table: Table) -> list[tuple[str, bool]]:
-    """``'write_date desc, id'`` → ``[('write_date', True), ('id', False)]`` (True = descending)."""
-    if order in (None, False, ""):
-        return [("id", False)]
-    if not isinstance(order, str):
-        raise OdooFault(VALUE_ERROR, f"Invalid order {order!r}")
-    keys = []
-    for part in order.split(","):
-        words = part.split()
-        if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-            raise OdooFault(VALUE_ERROR, f"Invalid \"order\" specified ({order}).")
-        if words[0] not in table.fields:
-            raise OdooFault(VALUE_ERROR, f"Invalid field {words[0]!r} on model {table.model!r}")
-        keys.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
-    return keys
-
-
-def sort_records(records: list[dict], keys: list[tuple[str, bool]]) -> list[dict]:
-    """Stable multi-key sort as PostgreSQL orders: nulls last ascending, first descending.
-
-    A many2one sorts by id (Odoo would use the target model's own order).
-    """
-    out = list(records)
-    for name, desc in reversed(keys):
-        nulls = [r for r in out if _sort_value(r.get(name)) is None]
-        values = [r for r in out if _sort_value(r.get(name)) is not None]
-        values.sort(key=lambda r: _sort_value(r.get(name)), reverse=desc)
-        out = nulls + values if desc else values + nulls
-    return out
-
-
-def _sort_value(v: Any) -> Any:
-    if v is None or v is False:
-        return None
-    if isinstance(v, list):
-        return v[0] if v else None
-    return v
-
-
-def fields_get(table: Table, allfields: Any = None, attributes: Any = None) -> dict:
-    """``fields_get``: each field's type and label (and ``relation`` for a known many2one)."""
-    out = {}
-    for name, kind in table.fields.items():
-        if allfields and name not in allfields:
-            continue
-        desc = {"type": kind, "string": name.replace("_", " ").strip().title(), "store": True}
-        if (table.model, name) in COMODELS:
-            desc["relation"] = COMODELS[(table.model, name)]
-        out[name] = {k: v for k, v in desc.items() if not attributes or k in attributes}
-    return out
-
 
 def _count_arg(name: str, value: Any) -> int:
     """`offset`/`limit` as Odoo reads them: None/False/0 mean "none"."""

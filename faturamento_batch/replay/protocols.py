@@ -1,4 +1,6 @@
-"""The three wire protocols of the replay server: JSON-RPC, XML-RPC and JSON-2.
+"""The RPC wire protocols of the replay server: JSON-RPC, XML-RPC (both routes) and JSON-2.
+
+(The web client's JSON routes, ``/web/...``, that odoorpc uses are `replay.web`.)
 
 In:  an HTTP request (path, headers, body bytes).
 Out: a `Call` — the parsed request, whose `key` (``"<model>.<method>"`` or
@@ -11,7 +13,12 @@ How Odoo reports errors, reproduced here:
 - JSON-RPC: HTTP 200, ``{"error": {"code": 200, "message": "Odoo Server Error",
   "data": {"name", "message", "arguments", "context", "debug"}}}``;
 - XML-RPC (``/xmlrpc/2/*``): a Fault with code 3 for AccessDenied, 4 for
-  AccessError, 2 for UserError, else 1 with the server traceback as text;
+  AccessError, 2 for UserError (MissingError is one), else 1 with the server
+  traceback as text;
+- legacy XML-RPC (``/xmlrpc/*`` without ``/2/``, what odoo-client-lib calls):
+  the fault code is a string — ``"AccessDenied"``, ``"warning -- MissingError\n\n<message>"``
+  (likewise AccessError, UserError), else the message with the traceback as
+  fault string (Odoo's ``xmlrpc_handle_exception_string``);
 - JSON-2: the HTTP status says it (401, 403, 404, 422) and the body is the
   same error object as JSON-RPC's ``data``.
 """
@@ -24,16 +31,22 @@ import xmlrpc.client
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from .data import ACCESS_DENIED, ACCESS_ERROR, USER_ERROR, VERSION, OdooFault, ReplayData
+from .data import VERSION, ReplayData
+from .faults import ACCESS_DENIED, ACCESS_ERROR, MISSING_ERROR, SESSION_EXPIRED, USER_ERROR, OdooFault
 
 logger = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json; charset=utf-8"
 XML_TYPE = "text/xml; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
-XMLRPC_CODES = {ACCESS_DENIED: 3, ACCESS_ERROR: 4, USER_ERROR: 2}
+XMLRPC_CODES = {ACCESS_DENIED: 3, ACCESS_ERROR: 4, USER_ERROR: 2, MISSING_ERROR: 2}
+# the legacy route's "warning -- <Name>" faults; AccessDenied has a code of its own
+LEGACY_WARNINGS = {MISSING_ERROR: "MissingError", ACCESS_ERROR: "AccessError", USER_ERROR: "UserError"}
+JSONRPC_CODES = {SESSION_EXPIRED: (100, "Odoo Session Expired")}
 JSON2_PREFIX = "/json/2/"
 XMLRPC_PREFIX = "/xmlrpc/2/"
+LEGACY_XMLRPC_PREFIX = "/xmlrpc/"
+XMLRPC_SERVICES = ("common", "object", "db")
 
 
 @dataclass
@@ -43,6 +56,7 @@ class Reply:
     status: int
     body: bytes
     content_type: str = JSON_TYPE
+    headers: tuple[tuple[str, str], ...] = ()  # more headers (the web routes' Set-Cookie)
 
 
 @dataclass
@@ -80,6 +94,8 @@ def parse_request(path: str, headers: Mapping[str, str], body: bytes) -> Call | 
         return _parse_jsonrpc(body)
     if path.startswith(XMLRPC_PREFIX):
         return _parse_xmlrpc(path[len(XMLRPC_PREFIX) :], body)
+    if path.startswith(LEGACY_XMLRPC_PREFIX):
+        return _parse_xmlrpc(path[len(LEGACY_XMLRPC_PREFIX) :], body, legacy=True)
     if path.startswith(JSON2_PREFIX):
         return _parse_json2(path[len(JSON2_PREFIX) :], headers, body)
     return html_reply(404, "Not Found", "The requested URL was not found on the server.")
@@ -126,44 +142,47 @@ def _parse_jsonrpc(body: bytes) -> Call | Reply:
     try:
         request = json.loads(body or b"null")
     except ValueError as exc:
-        return _json_reply(400, _jsonrpc_error(None, OdooFault("werkzeug.exceptions.BadRequest", f"Invalid JSON data: {exc}")))
+        return json_reply(400, jsonrpc_error(None, OdooFault("werkzeug.exceptions.BadRequest", f"Invalid JSON data: {exc}")))
     rid = request.get("id") if isinstance(request, dict) else None
     params = request.get("params") if isinstance(request, dict) else None
     if not isinstance(params, dict):
         fault = OdooFault(USER_ERROR, "a JSON-RPC request needs params {service, method, args}")
-        return _json_reply(200, _jsonrpc_error(rid, fault))
+        return json_reply(200, jsonrpc_error(rid, fault))
     service, method, args = params.get("service"), params.get("method"), params.get("args", [])
     return Call(
         key=rpc_key(service, method, args),
         invoke=lambda data: dispatch_rpc(data, service, method, args),
-        encode=lambda result: _json_reply(200, {"jsonrpc": "2.0", "id": rid, "result": result}),
-        encode_fault=lambda fault: _json_reply(200, _jsonrpc_error(rid, fault)),
+        encode=lambda result: json_reply(200, {"jsonrpc": "2.0", "id": rid, "result": result}),
+        encode_fault=lambda fault: json_reply(200, jsonrpc_error(rid, fault)),
     )
 
 
-def _jsonrpc_error(rid: Any, fault: OdooFault) -> dict:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": 200, "message": "Odoo Server Error", "data": fault.as_dict()}}
+def jsonrpc_error(rid: Any, fault: OdooFault) -> dict:
+    """The JSON-RPC error envelope; Odoo gives an expired session code 100, everything else 200."""
+    code, message = JSONRPC_CODES.get(fault.name, (200, "Odoo Server Error"))
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message, "data": fault.as_dict()}}
 
 
-def _json_reply(status: int, obj: Any) -> Reply:
+def json_reply(status: int, obj: Any) -> Reply:
     return Reply(status, json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 # ------------------------------------------------------------------- XML-RPC
 
 
-def _parse_xmlrpc(service: str, body: bytes) -> Call | Reply:
-    if service not in ("common", "object", "db"):
+def _parse_xmlrpc(service: str, body: bytes, legacy: bool = False) -> Call | Reply:
+    if service not in XMLRPC_SERVICES:
         return html_reply(404, "Not Found", f"No XML-RPC service {service!r}.")
+    encode_fault = _legacy_xml_fault if legacy else _xml_fault
     try:
         params, method = xmlrpc.client.loads(body, use_builtin_types=True)
     except Exception as exc:  # expat and xmlrpc raise several unrelated types
-        return _xml_fault(OdooFault("xml.parsers.expat.ExpatError", f"Invalid XML-RPC request: {exc}"))
+        return encode_fault(OdooFault("xml.parsers.expat.ExpatError", f"Invalid XML-RPC request: {exc}"))
     return Call(
         key=rpc_key(service, method, params),
         invoke=lambda data: dispatch_rpc(data, service, method, params),
         encode=_xml_result,
-        encode_fault=_xml_fault,
+        encode_fault=encode_fault,
     )
 
 
@@ -181,6 +200,17 @@ def _xml_fault(fault: OdooFault) -> Reply:
     code = XMLRPC_CODES.get(fault.name)
     text = fault.message if code else fault.debug  # Odoo sends the traceback for code 1
     xml = xmlrpc.client.dumps(xmlrpc.client.Fault(code or 1, text), methodresponse=True)
+    return Reply(200, xml.encode(), XML_TYPE)
+
+
+def _legacy_xml_fault(fault: OdooFault) -> Reply:
+    if fault.name == ACCESS_DENIED:
+        code, text = "AccessDenied", fault.message
+    elif fault.name in LEGACY_WARNINGS:
+        code, text = f"warning -- {LEGACY_WARNINGS[fault.name]}\n\n{fault.message}", ""
+    else:
+        code, text = fault.message, fault.debug
+    xml = xmlrpc.client.dumps(xmlrpc.client.Fault(code, text), methodresponse=True)
     return Reply(200, xml.encode(), XML_TYPE)
 
 
@@ -218,11 +248,11 @@ def _parse_json2(rest: str, headers: Mapping[str, str], body: bytes) -> Call | R
     return Call(
         key=f"{model}.{method}",
         invoke=invoke,
-        encode=lambda result: _json_reply(200, result),
+        encode=lambda result: json_reply(200, result),
         encode_fault=_json2_fault,
     )
 
 
 def _json2_fault(fault: OdooFault) -> Reply:
-    reply = _json_reply(fault.status, fault.as_dict())
+    reply = json_reply(fault.status, fault.as_dict())
     return reply

@@ -2,9 +2,11 @@
 
 In:  a dataset directory (`replay.data`), an address, and optional injected
      latency and faults.
-Out: an HTTP server answering ``POST /jsonrpc``, ``/xmlrpc/2/common|object``
-     and ``/json/2/<model>/<method>`` as Odoo 17/19 would (`replay.protocols`),
-     plus control endpoints for tests:
+Out: an HTTP server answering ``POST /jsonrpc``, ``/xmlrpc/2/common|object``,
+     the legacy ``/xmlrpc/common|object`` and ``/json/2/<model>/<method>`` as
+     Odoo 17/19 would (`replay.protocols`), the web client's ``/web/...`` JSON
+     routes with their ``session_id`` cookie (`replay.web`), so odoo-client-lib
+     and odoorpc work against it, plus control endpoints for tests:
      ``POST /replay/reload`` (re-read the dataset), ``GET /replay/stats``,
      ``GET|POST /replay/faults`` (read / replace the injected faults).
 
@@ -16,6 +18,8 @@ Injected faults (constructor keywords, `set_faults`, ``POST /replay/faults``):
     truncate_next    N responses cut in half (full Content-Length, half the body, close)
     short_page_next  N non-empty search_read results with their last record dropped
     fault_match      only requests whose ``"<path> <model>.<method>"`` contains this text
+    missing_error    True: ``read`` of ids not in the dataset answers Odoo's MissingError
+                     instead of skipping them as Odoo 17 does (a record deleted under a client)
 A request takes at most one of reset/fail/timeout (in that order); truncation
 and short pages apply to requests that are answered.
 
@@ -42,6 +46,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError, FaturamentoError
 from .data import ReplayData
 from .protocols import JSON_TYPE, Call, Reply, html_reply, parse_request
+from .web import WEB_PREFIX, Sessions, parse_web
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "truncate_next": 0,
     "short_page_next": 0,
     "fault_match": None,
+    "missing_error": False,
 }
 IDLE_TIMEOUT = 120.0  # seconds a keep-alive connection may stay silent before its thread ends
 
@@ -74,6 +80,7 @@ class ReplayServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self.sessions = Sessions()  # the web routes' logins; they outlive a reload, as Odoo's do a deploy
         self.url = ""
 
     @property
@@ -173,7 +180,8 @@ class ReplayServer:
                     break
             if key and fault not in ("reset", "fail"):
                 self._calls[key] = self._calls.get(key, 0) + 1
-            return self._data, self._latency, fault
+            data = self._data.strict_reads() if self._faults["missing_error"] else self._data
+            return data, self._latency, fault
 
     def _take(self, counter: str, path: str, key: str) -> bool:
         with self._lock:
@@ -216,6 +224,7 @@ def _fault_config(faults: dict) -> dict:
     for name in ("fail_next", "timeout_next", "reset_next", "truncate_next", "short_page_next", "fail_status"):
         config[name] = int(config[name])
     config["hang_seconds"] = float(config["hang_seconds"])
+    config["missing_error"] = bool(config["missing_error"])
     return config
 
 
@@ -264,6 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
         parsed: Call | Reply
         if verb != "POST":
             parsed = html_reply(405, "Method Not Allowed", "Odoo's RPC endpoints take POST only.")
+        elif path.startswith(WEB_PREFIX):
+            parsed = parse_web(path, self.headers, body, replay.sessions)
         else:
             parsed = parse_request(path, self.headers, body)
         key = parsed.key if isinstance(parsed, Call) else ""
@@ -306,6 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(reply.status)
             self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(reply.body)))
+            for name, value in reply.headers:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(reply.body[: len(reply.body) // 2] if truncate else reply.body)
         except (BrokenPipeError, ConnectionResetError):
