@@ -127,6 +127,28 @@ def test_odoolib_missing_error(strict):
     assert jinfo.value.error["data"]["message"].startswith(MISSING_TEXT)
 
 
+def test_odoolib_json2(odoo):
+    def connect(key):
+        return odoolib.get_connection(hostname="127.0.0.1", protocol="json2", port=port(odoo), database=META["db"], password=key)
+
+    assert connect(META["api_key"]).check_login() is True  # res.users.context_get over JSON-2
+    assert connect("bad-key").check_login() is False
+    assert connect(META["password"]).check_login() is False  # JSON-2 takes the API key only
+    lines = connect(META["api_key"]).get_model(LINE)  # positional arguments named from /doc-bearer/
+    expected = line_domain_ids()
+    assert lines.search(LINE_DOMAIN) == expected
+    assert lines.search_count(LINE_DOMAIN) == len(expected)
+    stored = by_id(LINE)
+    assert lines.read(expected, ["quantity"]) == [{"id": i, "quantity": stored[i]["quantity"]} for i in expected]
+    assert lines.search_read([], ["id"], 0, 1, "id desc") == [{"id": max(stored)}]
+    odoo.set_faults(missing_error=True)
+    try:
+        with pytest.raises(ValueError, match="404.*odoo.exceptions.MissingError"):
+            lines.read([MISSING_ID], ["quantity"])
+    finally:
+        odoo.set_faults()
+
+
 def test_legacy_xmlrpc_faults(odoo):
     obj = xmlrpc.client.ServerProxy(f"{odoo.url}/xmlrpc/object")
     with pytest.raises(xmlrpc.client.Fault) as denied:

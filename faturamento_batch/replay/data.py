@@ -128,6 +128,24 @@ class ReplayData:
             raise OdooFault(USER_ERROR, "the request body must be a JSON object of named arguments")
         return self._run(table, method, signature, dict(params))
 
+    def describe(self, model: Any) -> dict:
+        """Odoo 19's ``/doc-bearer/<model>.json`` for what the replay serves: the model's
+        fields and methods, each with its parameters (a record method's ``ids`` not
+        among them) and ``api: ["model"]`` for the methods that take no ids."""
+        table = self.tables.get(model) if isinstance(model, str) else None
+        if table is None:
+            raise unknown_model(model)
+        methods = {}
+        for name, params in SIGNATURES.items():
+            if MODEL_METHODS.get(name, model) != model:
+                continue
+            on_records = params[:1] == ("ids",)
+            methods[name] = {
+                "parameters": {p: {} for p in (params[1:] if on_records else params)},
+                "api": [] if on_records else ["model"],
+            }
+        return {"model": model, "fields": fields_get(table, None, ["type", "string", "relation"]), "methods": methods}
+
     def _method(self, model: Any, method: Any) -> tuple[Table, tuple[str, ...]]:
         table = self.tables.get(model) if isinstance(model, str) else None
         if table is None:

@@ -20,7 +20,9 @@ How Odoo reports errors, reproduced here:
   (likewise AccessError, UserError), else the message with the traceback as
   fault string (Odoo's ``xmlrpc_handle_exception_string``);
 - JSON-2: the HTTP status says it (401, 403, 404, 422) and the body is the
-  same error object as JSON-RPC's ``data``.
+  same error object as JSON-RPC's ``data``; ``GET /doc-bearer/<model>.json``
+  (Odoo 19's API description, which odoo-client-lib's JSON-2 mode reads to name
+  positional arguments) answers with the same faults.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ JSONRPC_CODES = {SESSION_EXPIRED: (100, "Odoo Session Expired")}
 JSON2_PREFIX = "/json/2/"
 XMLRPC_PREFIX = "/xmlrpc/2/"
 LEGACY_XMLRPC_PREFIX = "/xmlrpc/"
+DOC_PREFIX = "/doc-bearer/"
 XMLRPC_SERVICES = ("common", "object", "db")
 
 
@@ -98,6 +101,8 @@ def parse_request(path: str, headers: Mapping[str, str], body: bytes) -> Call | 
         return _parse_xmlrpc(path[len(LEGACY_XMLRPC_PREFIX) :], body, legacy=True)
     if path.startswith(JSON2_PREFIX):
         return _parse_json2(path[len(JSON2_PREFIX) :], headers, body)
+    if path.startswith(DOC_PREFIX) and path.endswith(".json"):
+        return _parse_doc(path[len(DOC_PREFIX) : -len(".json")], headers)
     return html_reply(404, "Not Found", "The requested URL was not found on the server.")
 
 
@@ -235,8 +240,7 @@ def _parse_json2(rest: str, headers: Mapping[str, str], body: bytes) -> Call | R
         params = json.loads(body) if body.strip() else {}
     except ValueError as exc:
         return _json2_fault(OdooFault("werkzeug.exceptions.BadRequest", f"Invalid JSON body: {exc}", status=400))
-    scheme, _, key = (headers.get("Authorization") or "").strip().partition(" ")
-    key = key.strip() if scheme.lower() == "bearer" else None
+    key = _bearer(headers)
     database = headers.get("X-Odoo-Database")
 
     def invoke(data: ReplayData) -> Any:
@@ -251,6 +255,21 @@ def _parse_json2(rest: str, headers: Mapping[str, str], body: bytes) -> Call | R
         encode=lambda result: json_reply(200, result),
         encode_fault=_json2_fault,
     )
+
+
+def _parse_doc(model: str, headers: Mapping[str, str]) -> Call:
+    key = _bearer(headers)
+
+    def invoke(data: ReplayData) -> Any:
+        data.check_api_key(key)
+        return data.describe(model)
+
+    return Call(key=f"{model}.doc", invoke=invoke, encode=lambda result: json_reply(200, result), encode_fault=_json2_fault)
+
+
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    scheme, _, key = (headers.get("Authorization") or "").strip().partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else None
 
 
 def _json2_fault(fault: OdooFault) -> Reply:

@@ -3,8 +3,8 @@
 In:  a dataset directory (`replay.data`), an address, and optional injected
      latency and faults.
 Out: an HTTP server answering ``POST /jsonrpc``, ``/xmlrpc/2/common|object``,
-     the legacy ``/xmlrpc/common|object`` and ``/json/2/<model>/<method>`` as
-     Odoo 17/19 would (`replay.protocols`), the web client's ``/web/...`` JSON
+     the legacy ``/xmlrpc/common|object``, ``/json/2/<model>/<method>`` and
+     ``GET /doc-bearer/<model>.json`` as Odoo 17/19 would (`replay.protocols`), the web client's ``/web/...`` JSON
      routes with their ``session_id`` cookie (`replay.web`), so odoo-client-lib
      and odoorpc work against it, plus control endpoints for tests:
      ``POST /replay/reload`` (re-read the dataset), ``GET /replay/stats``,
@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, FaturamentoError
 from .data import ReplayData
-from .protocols import JSON_TYPE, Call, Reply, html_reply, parse_request
+from .protocols import DOC_PREFIX, JSON_TYPE, Call, Reply, html_reply, parse_request
 from .web import WEB_PREFIX, Sessions, parse_web
 
 logger = logging.getLogger(__name__)
@@ -271,7 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(self._control(replay, verb, path, body))
             return
         parsed: Call | Reply
-        if verb != "POST":
+        if verb != "POST" and not path.startswith(DOC_PREFIX):
             parsed = html_reply(405, "Method Not Allowed", "Odoo's RPC endpoints take POST only.")
         elif path.startswith(WEB_PREFIX):
             parsed = parse_web(path, self.headers, body, replay.sessions)

@@ -67,10 +67,12 @@ class Sessions:
         return sid
 
     def get(self, sid: str | None) -> Session | None:
+        """The session stored under `sid`, or None (no cookie, unknown or destroyed id)."""
         with self._lock:
             return self._by_sid.get(sid) if sid else None
 
     def close(self, sid: str | None) -> None:
+        """Forget `sid` (logout); an unknown id is a no-op, as in Odoo."""
         with self._lock:
             self._by_sid.pop(sid or "", None)
 
@@ -117,6 +119,8 @@ def parse_web(path: str, headers: Mapping[str, str], body: bytes, sessions: Sess
 
 @dataclass
 class _Request:
+    """What a route handler sees: the data, its params, the sessions and the request's cookie."""
+
     data: ReplayData
     params: dict
     sessions: Sessions
@@ -131,6 +135,7 @@ class _Request:
         return session
 
     def arg(self, name: str) -> Any:
+        """A required route argument; missing, it fails as Odoo's route function call would."""
         if name not in self.params:  # Odoo calls the route function, so Python words it
             raise OdooFault("builtins.TypeError", f"missing 1 required positional argument: {name!r}")
         return self.params[name]
