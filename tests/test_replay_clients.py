@@ -19,7 +19,7 @@ import odoorpc
 import pytest
 
 from faturamento_batch.odoo.fields import LINE, LINE_DOMAIN, MOVE, PARTNER, USER
-from faturamento_batch.replay import ReplayServer
+from faturamento_batch.replay import ReplayServer, web
 
 DATASET = Path(__file__).resolve().parent.parent / "data" / "fixtures" / "smoke_mixed" / "odoo"
 META = json.loads((DATASET / "meta.json").read_text())
@@ -268,6 +268,16 @@ def test_web_authenticate_sets_the_session_cookie(odoo):
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(urllib.request.Request(f"{odoo.url}/web/no/such/route", b"{}"), timeout=5)
     assert missing.value.code == 404
+
+
+def test_sessions_forget_the_oldest_past_the_cap(monkeypatch):
+    monkeypatch.setattr(web, "MAX_SESSIONS", 2)
+    sessions = web.Sessions()
+    sids = [sessions.open(web.Session(META["db"], META["uid"], META["login"])) for _ in range(3)]
+    assert len(set(sids)) == 3 and len(sessions) == 2
+    assert sessions.get(sids[0]) is None and sessions.get(sids[2]).uid == META["uid"]
+    sessions.close(sids[2])
+    assert sessions.get(sids[2]) is None and len(sessions) == 1
 
 
 # --------------------------------------------------- MissingError, every protocol

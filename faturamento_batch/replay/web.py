@@ -40,6 +40,7 @@ from .protocols import Call, Reply, html_reply, json_reply, jsonrpc_error
 WEB_PREFIX = "/web/"
 COOKIE = "session_id"
 SESSION_LIFETIME = 7 * 24 * 3600  # seconds; Odoo's http.SESSION_LIFETIME
+MAX_SESSIONS = 10_000  # a long-running replay that scripts log into again and again stays small
 CALL_KW = "/web/dataset/call_kw"
 
 
@@ -53,7 +54,11 @@ class Session:
 
 
 class Sessions:
-    """The web sessions of one replay server, by ``session_id``; safe across request threads."""
+    """The web sessions of one replay server, by ``session_id``; safe across request threads.
+
+    At most `MAX_SESSIONS` are kept: past that the oldest is forgotten (its next
+    call answers SessionExpired, as an expired Odoo session does).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -64,6 +69,8 @@ class Sessions:
         sid = secrets.token_hex(20)  # Odoo's session ids are 40 hex characters too
         with self._lock:
             self._by_sid[sid] = session
+            while len(self._by_sid) > MAX_SESSIONS:
+                del self._by_sid[next(iter(self._by_sid))]  # dicts keep insertion order: the oldest
         return sid
 
     def get(self, sid: str | None) -> Session | None:
