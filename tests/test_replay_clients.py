@@ -332,6 +332,10 @@ def test_load_classic_write_sends_bare_many2one_ids(odoo):
     assert classic == [{"id": 10, "move_id": line["move_id"]}]
     no_product = obj.execute_kw(*creds, LINE, "read", [[12], ["product_id"], "_classic_write"])
     assert no_product == [{"id": 12, "product_id": False}]
+    # load=None (what Odoo 17's web_read passes) is not "_classic_read" either; only JSON can send it
+    args = [*creds, LINE, "read", [[10], ["move_id"]], {"load": None}]
+    body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {"service": "object", "method": "execute_kw", "args": args}}
+    assert post_json(f"{odoo.url}/jsonrpc", body)["result"] == [{"id": 10, "move_id": line["move_id"][0]}]
 
 
 def test_fields_get_names_relations_and_selections(odoo):

@@ -215,7 +215,7 @@ class ReplayData:
         limit = _count_arg("limit", limit)
         return min(n, limit) if limit else n
 
-    def read(self, table: Table, ids: Any, fields: Any, load: Any = None) -> list[dict]:
+    def read(self, table: Table, ids: Any, fields: Any, load: Any = CLASSIC_READ) -> list[dict]:
         """Records by id in the order asked; ids that do not exist are skipped, as Odoo does,
         or raise MissingError when `missing_error` is set (`strict_reads`)."""
         if isinstance(ids, int) and not isinstance(ids, bool):
@@ -225,7 +225,7 @@ class ReplayData:
         found = [table.by_id[i] for i in ids if i in table.by_id]
         if self.missing_error and len(found) < len(ids):
             raise missing_records(table.model, [i for i in dict.fromkeys(ids) if i not in table.by_id], self.meta["uid"])
-        return project(table, found, fields, CLASSIC_READ if load is None else load)
+        return project(table, found, fields, load)
 
     def _candidates(self, table: Table, tree: tuple) -> list[dict]:
         """The records in the id window of the domain, in id order (see `domain.id_window`)."""

@@ -4,9 +4,10 @@ In:  a dataset directory (`replay.data`), an address, and optional injected
      latency and faults.
 Out: an HTTP server answering ``POST /jsonrpc``, ``/xmlrpc/2/common|object``,
      the legacy ``/xmlrpc/common|object``, ``/json/2/<model>/<method>`` and
-     ``GET /doc-bearer/<model>.json`` as Odoo 17/19 would (`replay.protocols`), the web client's ``/web/...`` JSON
-     routes with their ``session_id`` cookie (`replay.web`), so odoo-client-lib
-     and odoorpc work against it, plus control endpoints for tests:
+     ``GET /doc-bearer/<model>.json`` as Odoo 17/19 would (`replay.protocols`),
+     the web client's ``/web/...`` JSON routes with their ``session_id`` cookie
+     (`replay.web`), so odoo-client-lib and odoorpc work against it, plus
+     control endpoints for tests:
      ``POST /replay/reload`` (re-read the dataset), ``GET /replay/stats``,
      ``GET|POST /replay/faults`` (read / replace the injected faults).
 
