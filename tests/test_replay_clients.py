@@ -41,7 +41,12 @@ def line_domain_ids() -> list[int]:
     keep = []
     for line in records(LINE):
         move = moves.get(line["move_id"][0]) if line["move_id"] else None
-        if line["product_id"] and move and move["l10n_br_tipo_pedido"] in ("venda", "bonificacao") and move["state"] in ("posted", "cancel"):
+        if (
+            line["product_id"]
+            and move
+            and move["l10n_br_tipo_pedido"] in ("venda", "bonificacao")
+            and move["state"] in ("posted", "cancel")
+        ):
             keep.append(line["id"])
     return sorted(keep)
 
@@ -119,7 +124,9 @@ def test_odoolib_missing_error(strict):
     with pytest.raises(xmlrpc.client.Fault) as info:
         odoolib_connection(strict, "xmlrpc").get_model(LINE).read([MISSING_ID], ["quantity"])
     # the legacy route's string fault code, as Odoo's xmlrpc_handle_exception_string sends it
-    assert info.value.faultCode == f"warning -- MissingError\n\n{MISSING_TEXT}\n(Record: {LINE}({MISSING_ID},), User: {META['uid']})"
+    assert (
+        info.value.faultCode == f"warning -- MissingError\n\n{MISSING_TEXT}\n(Record: {LINE}({MISSING_ID},), User: {META['uid']})"
+    )
     assert info.value.faultString == ""
     with pytest.raises(odoolib.tools.JsonRPCException) as jinfo:
         odoolib_connection(strict, "jsonrpc").get_model(LINE).read([MISSING_ID], ["quantity"])
@@ -193,7 +200,9 @@ def test_odoorpc_search_read_count(odoo):
     stored = by_id(LINE)
     assert lines.read(expected, ["price_unit"]) == [{"id": i, "price_unit": stored[i]["price_unit"]} for i in expected]
     newest = sorted(records(LINE), key=lambda r: -r["id"])[:2]
-    assert lines.search_read([], ["quantity"], limit=2, order="id desc") == [{"id": r["id"], "quantity": r["quantity"]} for r in newest]
+    assert lines.search_read([], ["quantity"], limit=2, order="id desc") == [
+        {"id": r["id"], "quantity": r["quantity"]} for r in newest
+    ]
 
 
 def test_odoorpc_records(odoo):
@@ -237,7 +246,9 @@ def test_web_session_routes(odoo):
         client.json("/web/session/authenticate", {"db": META["db"], "login": META["login"], "password": "wrong"})
     assert denied.value.info["data"]["name"] == "odoo.exceptions.AccessDenied"
     before = len(odoo.sessions)
-    info = client.json("/web/session/authenticate", {"db": META["db"], "login": META["login"], "password": META["password"]})["result"]
+    info = client.json("/web/session/authenticate", {"db": META["db"], "login": META["login"], "password": META["password"]})[
+        "result"
+    ]
     assert len(odoo.sessions) == before + 1
     assert info["uid"] == META["uid"] and info["db"] == META["db"] and info["username"] == META["login"]
     assert info["server_version_info"][:2] == [17, 0]
@@ -252,16 +263,30 @@ def test_web_session_routes(odoo):
 
 
 def test_web_authenticate_sets_the_session_cookie(odoo):
-    body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {"db": META["db"], "login": META["login"], "password": META["password"]}}
-    request = urllib.request.Request(f"{odoo.url}/web/session/authenticate", json.dumps(body).encode(), {"Content-Type": "application/json"})
+    body = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "id": 1,
+        "params": {"db": META["db"], "login": META["login"], "password": META["password"]},
+    }
+    request = urllib.request.Request(
+        f"{odoo.url}/web/session/authenticate", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as resp:
         cookie = resp.headers["Set-Cookie"]
         assert json.loads(resp.read())["result"]["uid"] == META["uid"]
     sid = cookie.split(";")[0].removeprefix("session_id=")
     assert len(sid) == 40 and "HttpOnly" in cookie and "Path=/" in cookie
-    call = {"jsonrpc": "2.0", "method": "call", "id": 2, "params": {"model": LINE, "method": "search_count", "args": [LINE_DOMAIN], "kwargs": {}}}
+    call = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "id": 2,
+        "params": {"model": LINE, "method": "search_count", "args": [LINE_DOMAIN], "kwargs": {}},
+    }
     request = urllib.request.Request(
-        f"{odoo.url}/web/dataset/call_kw", json.dumps(call).encode(), {"Content-Type": "application/json", "Cookie": f"session_id={sid}"}
+        f"{odoo.url}/web/dataset/call_kw",
+        json.dumps(call).encode(),
+        {"Content-Type": "application/json", "Cookie": f"session_id={sid}"},
     )
     with urllib.request.urlopen(request, timeout=5) as resp:
         assert json.loads(resp.read())["result"] == len(line_domain_ids())
@@ -287,10 +312,17 @@ def test_missing_error_in_every_protocol(strict):
     args = [[MISSING_ID, 10], ["quantity"]]
     message = f"{MISSING_TEXT}\n(Record: {LINE}({MISSING_ID},), User: {META['uid']})"
     with pytest.raises(xmlrpc.client.Fault) as fault:
-        xmlrpc.client.ServerProxy(f"{strict.url}/xmlrpc/2/object").execute_kw(META["db"], META["uid"], META["password"], LINE, "read", args)
+        xmlrpc.client.ServerProxy(f"{strict.url}/xmlrpc/2/object").execute_kw(
+            META["db"], META["uid"], META["password"], LINE, "read", args
+        )
     assert (fault.value.faultCode, fault.value.faultString) == (2, message)  # MissingError is a UserError
     rpc_args = [META["db"], META["uid"], META["password"], LINE, "read", args]
-    body = {"jsonrpc": "2.0", "method": "call", "id": 1, "params": {"service": "object", "method": "execute_kw", "args": rpc_args}}
+    body = {
+        "jsonrpc": "2.0",
+        "method": "call",
+        "id": 1,
+        "params": {"service": "object", "method": "execute_kw", "args": rpc_args},
+    }
     answer = post_json(f"{strict.url}/jsonrpc", body)
     assert answer["error"]["code"] == 200 and answer["error"]["data"]["name"] == "odoo.exceptions.MissingError"
     assert answer["error"]["data"]["message"] == message
@@ -340,7 +372,9 @@ def test_load_classic_write_sends_bare_many2one_ids(odoo):
 
 def test_fields_get_names_relations_and_selections(odoo):
     obj = xmlrpc.client.ServerProxy(f"{odoo.url}/xmlrpc/2/object")
-    fields = obj.execute_kw(META["db"], META["uid"], META["password"], MOVE, "fields_get", [], {"attributes": ["type", "relation", "selection"]})
+    fields = obj.execute_kw(
+        META["db"], META["uid"], META["password"], MOVE, "fields_get", [], {"attributes": ["type", "relation", "selection"]}
+    )
     assert fields["invoice_user_id"] == {"type": "many2one", "relation": USER}
     assert fields["team_id"] == {"type": "many2one", "relation": "crm.team"}
     assert all("relation" in f for f in fields.values() if f["type"] == "many2one")

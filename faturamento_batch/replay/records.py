@@ -103,7 +103,7 @@ def parse_order(order: Any, table: Table) -> list[tuple[str, bool]]:
     for part in order.split(","):
         words = part.split()
         if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
-            raise OdooFault(VALUE_ERROR, f"Invalid \"order\" specified ({order}).")
+            raise OdooFault(VALUE_ERROR, f'Invalid "order" specified ({order}).')
         if words[0] not in table.fields:
             raise OdooFault(VALUE_ERROR, f"Invalid field {words[0]!r} on model {table.model!r}")
         keys.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
