@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8069)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+    p.add_argument("--read-missing", choices=("error", "skip"), default="error",
+                   help="`read` of ids not in the dataset: Odoo's MissingError (default) or skip them as Odoo 17's ORM does")
 
     p = sub.add_parser("record", help="capture a real Odoo's payloads for a date range into a dataset")
     _common(p)

@@ -59,8 +59,15 @@ def odoo():
 
 @pytest.fixture
 def strict(odoo):
-    """The shared server answering MissingError for missing ids, for one test."""
-    odoo.set_faults(missing_error=True)
+    """The shared server answering MissingError for missing ids (its default)."""
+    odoo.set_faults()
+    yield odoo
+
+
+@pytest.fixture
+def lenient(odoo):
+    """The shared server skipping missing ids as Odoo 17's ORM does, for one test."""
+    odoo.set_faults(missing_error=False)
     yield odoo
     odoo.set_faults()
 
@@ -112,8 +119,8 @@ def test_odoolib_search_read_count(odoo, protocol):
     assert moves == [{"id": m["id"], "name": m["name"]} for m in posted]
 
 
-def test_odoolib_read_of_missing_ids(odoo):
-    lines = odoolib_connection(odoo, "xmlrpc").get_model(LINE)
+def test_odoolib_read_of_missing_ids(lenient):
+    lines = odoolib_connection(lenient, "xmlrpc").get_model(LINE)
     first = line_domain_ids()[0]
     # as Odoo 17: ids that do not exist are skipped, no error
     assert lines.read([MISSING_ID, first], ["id"]) == [{"id": first}]
@@ -218,8 +225,12 @@ def test_odoorpc_records(odoo):
     assert user.name == by_id(USER)[user.id]["name"]
     assert client.env[PARTNER].browse(6).l10n_br_cnpj == by_id(PARTNER)[6]["l10n_br_cnpj"]
     # odoorpc's own error when Odoo skips the missing id, as Odoo 17 does
-    with pytest.raises(ValueError, match=rf"There is no '{PARTNER}' record with IDs \[{MISSING_ID}\]"):
-        client.env[PARTNER].browse(MISSING_ID)
+    odoo.set_faults(missing_error=False)
+    try:
+        with pytest.raises(ValueError, match=rf"There is no '{PARTNER}' record with IDs \[{MISSING_ID}\]"):
+            client.env[PARTNER].browse(MISSING_ID)
+    finally:
+        odoo.set_faults()
 
 
 def test_odoorpc_missing_error(strict):
@@ -342,13 +353,13 @@ def test_missing_error_in_every_protocol(strict):
 
 def test_missing_error_switch_over_the_control_endpoint(odoo):
     try:
-        assert post_json(f"{odoo.url}/replay/faults", {"missing_error": True})["missing_error"] is True
+        assert post_json(f"{odoo.url}/replay/faults", {"missing_error": False})["missing_error"] is False
         obj = xmlrpc.client.ServerProxy(f"{odoo.url}/xmlrpc/2/object")
-        with pytest.raises(xmlrpc.client.Fault, match="MissingError|does not exist"):
-            obj.execute_kw(META["db"], META["uid"], META["password"], LINE, "read", [[MISSING_ID]])
+        assert obj.execute_kw(META["db"], META["uid"], META["password"], LINE, "read", [[MISSING_ID]]) == []
     finally:
-        assert post_json(f"{odoo.url}/replay/faults", {})["missing_error"] is False
-    assert obj.execute_kw(META["db"], META["uid"], META["password"], LINE, "read", [[MISSING_ID]]) == []
+        assert post_json(f"{odoo.url}/replay/faults", {})["missing_error"] is True
+    with pytest.raises(xmlrpc.client.Fault, match="MissingError|does not exist"):
+        obj.execute_kw(META["db"], META["uid"], META["password"], LINE, "read", [[MISSING_ID]])
 
 
 # ------------------------------------------------------ what odoorpc relies on

@@ -77,7 +77,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if not args.dataset.is_dir():
         raise ConfigError(f"dataset `{args.dataset}` is not a directory")
-    serve_forever(args.dataset, host=args.host, port=args.port, latency=args.latency)
+    serve_forever(args.dataset, host=args.host, port=args.port, latency=args.latency,
+                  missing_error=args.read_missing == "error")
     return 0
 
 

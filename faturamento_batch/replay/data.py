@@ -7,10 +7,12 @@ Out: `ReplayData`, answering Odoo's ``search_read``/``search``/``read``/
      odoorpc calls on login) and the credential checks, raising `OdooFault`
      exactly where Odoo would refuse.
 
-``read`` of ids that do not exist skips them, as Odoo 17 does (its ORM test
-"read() should skip deleted records": a search→read from a client is not one
-transaction); `ReplayData.strict_reads` answers Odoo's MissingError instead,
-for clients that want to test how they meet a record deleted under them.
+``read`` of ids that do not exist: `ReplayData` itself skips them, as Odoo 17's
+ORM does (its test "read() should skip deleted records"); `strict_reads`
+answers Odoo's MissingError instead. The server uses `strict_reads` by default
+(the project's contract: a client under test must meet a record deleted under
+it); `missing_error=False` / `odoo-replay --read-missing skip` gives Odoo 17's
+skipping.
 
 Records are kept sorted by id with an id index per model, so the key paging of
 the job (``id > N``, ``order='id asc'``, ``limit``) scans only one page's worth.
@@ -57,7 +59,7 @@ WRITE_METHODS = {"create", "write", "unlink", "copy", "action_post", "button_can
 class ReplayData:
     """A dataset directory in memory: `meta`, `tables` and the ORM methods over them."""
 
-    missing_error = False  # read of ids that do not exist: skip them (Odoo) or raise MissingError
+    missing_error = False  # read of ids that do not exist: skip them (Odoo 17) or raise MissingError
 
     def __init__(self, path: Path | str):
         self.path = Path(path)

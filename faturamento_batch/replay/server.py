@@ -19,8 +19,8 @@ Injected faults (constructor keywords, `set_faults`, ``POST /replay/faults``):
     truncate_next    N responses cut in half (full Content-Length, half the body, close)
     short_page_next  N non-empty search_read results with their last record dropped
     fault_match      only requests whose ``"<path> <model>.<method>"`` contains this text
-    missing_error    True: ``read`` of ids not in the dataset answers Odoo's MissingError
-                     instead of skipping them as Odoo 17 does (a record deleted under a client)
+    missing_error    True (default): ``read`` of ids not in the dataset answers Odoo's MissingError,
+                     as the project's contract asks; False: skip them, as Odoo 17's ORM does
 A request takes at most one of reset/fail/timeout (in that order); truncation
 and short pages apply to requests that are answered.
 
@@ -60,7 +60,7 @@ FAULT_DEFAULTS: dict[str, Any] = {
     "truncate_next": 0,
     "short_page_next": 0,
     "fault_match": None,
-    "missing_error": False,
+    "missing_error": True,
 }
 IDLE_TIMEOUT = 120.0  # seconds a keep-alive connection may stay silent before its thread ends
 
@@ -341,12 +341,14 @@ def _json(status: int, obj: Any) -> Reply:
     return Reply(status, json.dumps(obj).encode(), JSON_TYPE)
 
 
-def serve_forever(dataset: Path | str, host: str = "127.0.0.1", port: int = 8069, latency: float = 0.0) -> None:
+def serve_forever(
+    dataset: Path | str, host: str = "127.0.0.1", port: int = 8069, latency: float = 0.0, missing_error: bool = True
+) -> None:
     """Serve `dataset` in the foreground until Ctrl-C or SIGTERM; SIGHUP reloads it.
 
     Prints the URL, database and login to stderr (never the password or API key).
     """
-    server = ReplayServer(dataset, host=host, port=port, latency=latency).start()
+    server = ReplayServer(dataset, host=host, port=port, latency=latency, missing_error=missing_error).start()
     done = threading.Event()
 
     def reload(*_: Any) -> None:
