@@ -120,7 +120,7 @@ def missing_grants_error(missing_json: str, role: str) -> PermissionDenied | Non
     )
 
 
-_DENIED = re.compile(r"permission denied for (table|relation|sequence|schema|database) \"?([\w.$]+)\"?")
+_DENIED = re.compile(r"permission denied for (table|relation|sequence|schema|database) \"?([\w$]+(?:\.[\w$]+)*)\"?")
 
 
 def permission_message(text: str, role: str) -> str | None:
