@@ -171,6 +171,9 @@ def test_both_drivers_get_the_same_session(pg_admin_url, empty_db, monkeypatch):
     cases = {
         f"host={sock} dbname={empty_db} user=postgres options='-csearch_path=logistica'": ("logistica", "faturamento_batch"),
         f"postgresql://postgres@/{empty_db}?host={quote(sock)}&application_name=mine": ('"$user", public', "mine"),
+        # The keywords connectorx takes besides those: both drivers accept them.
+        f"postgresql://postgres@/{empty_db}?host={quote(sock)}&keepalives=1&keepalives_idle=30&target_session_attrs=read-write"
+        "&connect_timeout=5&fallback_application_name=other": ('"$user", public', "faturamento_batch"),
     }
     for form, (search_path, app) in cases.items():
         session = with_session_options(form, 12.5)
