@@ -20,7 +20,7 @@ from faturamento_batch.db.read import read_frame
 
 from .test_real_databases import SCENARIO, SPEC, check_scenario_tables
 from .dbutil import load_rows
-from .tls_server import SUPERUSER_PASSWORD
+from .tls_server import CLIENT_CERT_DB, SUPERUSER_PASSWORD
 
 _ids = itertools.count()
 SSL_SQL = "SELECT ssl, version::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
@@ -135,3 +135,24 @@ def test_connectorx_verifies_the_ca_itself(tls_server, tls_db):
     bad = conninfo("postgresql://postgres:{pw}@localhost:{port}/{db}?sslmode=verify-ca&sslrootcert={wrong_ca}&connect_timeout=3".format(**values))
     with pytest.raises(Exception, match="certificate verify failed"):
         read_frame(bad, "SELECT 1", "a probe")
+
+
+def test_client_certificate_sslcert_sslkey_on_both_drivers(tls_server):
+    """A database whose pg_hba line wants a client certificate (CN = user) besides the password."""
+    with adbc_connect(tls_server.admin_url(), autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{CLIENT_CERT_DB}"')
+        cur.execute(f'CREATE DATABASE "{CLIENT_CERT_DB}"')
+    try:
+        values = _values(tls_server, CLIENT_CERT_DB)
+        base = "postgresql://postgres:{pw}@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={ca}".format(**values)
+        cert, key = tls_server.client_cert, tls_server.client_cert.with_suffix(".key")
+        with_cert = conninfo(f"{base}&sslcert={cert}&sslkey={key}")
+        with adbc_connect(with_cert, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            assert cur.fetchone()[0] == "/CN=postgres"
+        assert read_frame(with_cert, "SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()", "TLS status").row(0)[0] == "/CN=postgres"
+        with pytest.raises(Exception, match="certificate"):
+            adbc_connect(base, autocommit=True)
+    finally:
+        with adbc_connect(tls_server.admin_url(), autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{CLIENT_CERT_DB}" WITH (FORCE)')

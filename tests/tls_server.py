@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SUPERUSER = "postgres"
+CLIENT_CERT_DB = "fb_certdb"  # pg_hba asks a client certificate (CN = the user) for this database only
 # A password with every character a URL or a key/value string must encode or quote.
 SUPERUSER_PASSWORD = "s3cr@t:/?#% 'x\\y"
 
@@ -75,11 +76,12 @@ def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def make_server_cert(directory: Path, ca: tuple[Path, Path], names: str = "DNS:localhost") -> tuple[Path, Path]:
-    """A server certificate for `names` signed by `ca`: (certificate, key)."""
-    cert, key, csr, ext = directory / "server.crt", directory / "server.key", directory / "server.csr", directory / "ext.cnf"
+def make_server_cert(directory: Path, ca: tuple[Path, Path], names: str = "DNS:localhost", cn: str = "localhost",
+                     stem: str = "server") -> tuple[Path, Path]:  # fmt: skip
+    """A certificate for `names` (CN `cn`) signed by `ca`: (certificate, key)."""
+    cert, key, csr, ext = (directory / f"{stem}.{x}" for x in ("crt", "key", "csr", "cnf"))
     ext.write_text(f"subjectAltName={names}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n")
-    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
              "-keyout", key.name, "-out", csr.name, cwd=directory)  # fmt: skip
     _openssl("x509", "-req", "-in", csr.name, "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
              "-days", "2", "-extfile", ext.name, "-out", cert.name, cwd=directory)  # fmt: skip
@@ -92,6 +94,7 @@ class TlsServer:
     port: int
     ca_cert: Path  # the CA that signed the server's certificate
     wrong_ca_cert: Path  # a CA that did not
+    client_cert: Path  # for the superuser, signed by the CA; key next to it (.key)
     socket_dir: Path
     bin_dir: Path
     user: pwd.struct_passwd | None
@@ -137,9 +140,11 @@ def start_tls_server() -> TlsServer:
     ca = make_ca(certs, "fb-test-ca")
     wrong_ca = make_ca(certs, "fb-other-ca")
     server_cert, server_key = make_server_cert(certs, ca)
+    client_cert, client_key = make_server_cert(certs, ca, names=f"DNS:{SUPERUSER}", cn=SUPERUSER, stem="client")
     for path in certs.iterdir():
         path.chmod(0o644)
     server_key.chmod(0o600)
+    client_key.chmod(0o600)  # libpq refuses a key others can read
     socket_dir, pgdata = root / "sock", root / "pgdata"
     socket_dir.mkdir()
     pgdata.mkdir(mode=0o700)
@@ -148,7 +153,7 @@ def start_tls_server() -> TlsServer:
     if user is not None:
         for path in (socket_dir, pgdata, pwfile, server_key, server_cert):
             os.chown(path, user.pw_uid, user.pw_gid)
-    server = TlsServer(root, free_port(), ca[0], wrong_ca[0], socket_dir, bin_dir, user)
+    server = TlsServer(root, free_port(), ca[0], wrong_ca[0], client_cert, socket_dir, bin_dir, user)
     server._as_server_user_or_fail([
         str(bin_dir / "initdb"), "-D", str(pgdata), "-U", SUPERUSER, f"--pwfile={pwfile}", "--encoding=UTF8",
         "--auth-local=trust", "--auth-host=scram-sha-256", "--no-instructions",
@@ -157,12 +162,13 @@ def start_tls_server() -> TlsServer:
     with open(pgdata / "postgresql.conf", "a") as conf:
         conf.write(
             f"\nport = {server.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket_dir}'\n"
-            f"ssl = on\nssl_cert_file = '{server_cert}'\nssl_key_file = '{server_key}'\n"
+            f"ssl = on\nssl_cert_file = '{server_cert}'\nssl_key_file = '{server_key}'\nssl_ca_file = '{ca[0]}'\n"
             "password_encryption = 'scram-sha-256'\nfsync = off\nmax_connections = 60\n"
         )
     # TCP only over TLS: a connection that silently fell back to plain text would fail, not pass.
     (pgdata / "pg_hba.conf").write_text(
         "local all all trust\n"
+        f"hostssl {CLIENT_CERT_DB} all 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n"
         "hostssl all all 127.0.0.1/32 scram-sha-256\n"
         "hostnossl all all 0.0.0.0/0 reject\n"
     )
