@@ -48,6 +48,7 @@ ENVIRONMENT = {
     "PGSSLCERT": "sslcert",
     "PGSSLKEY": "sslkey",
     "PGCONNECT_TIMEOUT": "connect_timeout",
+    "PGPASSFILE": "passfile",
 }
 # libpq would honour these, connectorx cannot: refused rather than half-applied.
 UNSUPPORTED_ENVIRONMENT = ("PGSERVICE", "PGHOSTADDR", "PGTARGETSESSIONATTRS", "PGSSLCRL", "PGREQUIRESSL")
@@ -55,12 +56,12 @@ UNSUPPORTED_ENVIRONMENT = ("PGSERVICE", "PGHOSTADDR", "PGTARGETSESSIONATTRS", "P
 # Keywords both drivers honour (connectorx after the translation below).
 SUPPORTED = (
     "host", "port", "dbname", "user", "password", "sslmode", "sslrootcert", "sslcert", "sslkey",
-    "options", "connect_timeout", "application_name", "fallback_application_name",
+    "options", "connect_timeout", "application_name", "fallback_application_name", "passfile",
     "keepalives", "keepalives_idle", "target_session_attrs",
 )  # fmt: skip
 # The rest of libpq's keywords: known, but connectorx cannot carry them.
 OTHER_LIBPQ = (
-    "hostaddr", "passfile", "channel_binding", "client_encoding", "keepalives_interval", "keepalives_count",
+    "hostaddr", "channel_binding", "client_encoding", "keepalives_interval", "keepalives_count",
     "tcp_user_timeout", "replication", "gssencmode", "sslnegotiation", "sslcompression", "sslpassword",
     "sslcertmode", "sslcrl", "sslcrldir", "sslsni", "requirepeer", "ssl_min_protocol_version",
     "ssl_max_protocol_version", "krbsrvname", "gsslib", "gssdelegation", "service", "load_balance_hosts",
@@ -315,6 +316,12 @@ def resolve(text: str, env: dict[str, str] | None = None) -> ConnInfo:
     params.setdefault("user", getpass.getuser())
     params.setdefault("dbname", params["user"])
     _check_tls(params, env)
+    # libpq reads the password file itself; connectorx cannot, so it is read here for both.
+    passfile = params.pop("passfile", None) or str(Path(env.get("HOME") or str(Path.home()), ".pgpass"))
+    if "password" not in params:
+        found = pgpass_lookup(Path(passfile), params["host"], params["port"], params["dbname"], params["user"])
+        if found:
+            params["password"] = found
     for key in ("connect_timeout", "keepalives", "keepalives_idle"):
         if key in params and not params[key].lstrip("-").isdigit():
             raise _refuse(f"`{key}={params[key]}`", "must be a whole number (of seconds)")
@@ -342,3 +349,39 @@ def _check_tls(params: dict[str, str], env: dict[str, str]) -> None:
     for key in ("sslrootcert", "sslcert", "sslkey"):
         if key in params and not Path(params[key]).is_file():
             raise _refuse(f"`{key}={params[key]}`", "names no readable file")
+
+
+def _pgpass_fields(line: str) -> list[str]:
+    fields, current, i = [], [], 0
+    while i < len(line):
+        if line[i] == "\\" and i + 1 < len(line):
+            current.append(line[i + 1])
+            i += 2
+            continue
+        if line[i] == ":" and len(fields) < 4:
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(line[i])
+        i += 1
+    return fields + ["".join(current)]
+
+
+def pgpass_lookup(path: Path, host: str, port: str, dbname: str, user: str) -> str | None:
+    """The password libpq would take from the password file `path` (``host:port:db:user:password``,
+    `*` matches anything, a socket directory matches `localhost`), or None. Like libpq, a file
+    others can read is ignored."""
+    try:
+        if not path.is_file() or path.stat().st_mode & 0o077:
+            return None
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    wanted = ("localhost" if host.startswith("/") else host, port, dbname, user)
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = _pgpass_fields(line)
+        if len(fields) == 5 and all(f in ("*", w) for f, w in zip(fields[:4], wanted)):
+            return fields[4] or None
+    return None

@@ -241,3 +241,19 @@ def test_no_statement_names_the_public_schema():
         if any(s in line.lower() for s in ("public.", "'public'", '"public"', "schema public"))
     ]
     assert not offenders, offenders
+
+
+def test_the_password_file_fills_a_missing_password_for_both_drivers(tmp_path):
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text("# comment\nother:5432:*:*:no\nlocalhost:5432:db:u:sock-pw\ndb.example:*:*:u:p\\:w\\\\d\n")
+    pgpass.chmod(0o600)
+    env = {"PGPASSFILE": str(pgpass), "HOME": "/nonexistent"}
+    assert resolve("postgresql://u@db.example:6000/x", env).password == "p:w\\d"
+    assert resolve("host=/run/pg dbname=db user=u", env).password == "sock-pw"  # a socket matches localhost
+    assert resolve("postgresql://u:given@db.example/x", env).password == "given"  # the setting wins
+    assert resolve("postgresql://nobody@db.example/x", env).password is None
+    info = resolve(f"postgresql://u@db.example/x?passfile={pgpass}", {"HOME": "/nonexistent"})
+    assert info.password == "p:w\\d" and "passfile" not in info.params  # consumed, so neither driver re-reads it
+    assert "p%3Aw%5Cd@db.example" in info.connectorx()
+    pgpass.chmod(0o644)  # libpq ignores a password file others can read
+    assert resolve("postgresql://u@db.example/x", env).password is None

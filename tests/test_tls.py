@@ -156,3 +156,16 @@ def test_client_certificate_sslcert_sslkey_on_both_drivers(tls_server):
     finally:
         with adbc_connect(tls_server.admin_url(), autocommit=True) as conn, conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{CLIENT_CERT_DB}" WITH (FORCE)')
+
+
+def test_password_file_is_read_for_both_drivers(tls_server, tls_db, tmp_path, monkeypatch):
+    """No password in the URL: libpq would read ~/.pgpass, connectorx cannot; the job reads it for both."""
+    pgpass = tmp_path / ".pgpass"
+    escaped = SUPERUSER_PASSWORD.replace("\\", "\\\\").replace(":", "\\:")
+    pgpass.write_text(f"localhost:{tls_server.port}:*:postgres:{escaped}\n")
+    pgpass.chmod(0o600)
+    _env(monkeypatch, {})
+    monkeypatch.setenv("HOME", str(tmp_path))
+    form = f"postgresql://postgres@localhost:{tls_server.port}/{tls_db}?sslmode=verify-full&sslrootcert={tls_server.ca_cert}"
+    assert main(["init-db", "--database-url", form]) == 0
+    assert read_frame(form, SSL_SQL, "TLS status").row(0)[0] is True
