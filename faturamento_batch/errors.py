@@ -9,6 +9,7 @@
     ├── DataError                     the data cannot be loaded as it is (exit 1)
     │   └── RejectRatioExceeded       too many rejected lines: an upstream change, not data
     └── DatabaseError                 PostgreSQL refused or dropped the run (exit 1)
+        └── PermissionDenied          the role lacks a grant `sync` needs (names the table and privilege)
 
 Messages name the thing in backticks and say what to do. They never carry a
 password or API key (see `settings.redact`).
@@ -63,4 +64,8 @@ class RejectRatioExceeded(DataError):
 
 
 class DatabaseError(FaturamentoError):
+    pass
+
+
+class PermissionDenied(DatabaseError):
     pass

@@ -19,6 +19,7 @@ from . import artifacts
 from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
+from .db.privileges import GrantCheck
 from .db.read import read_existing
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
@@ -76,11 +77,12 @@ class _Clock:
         return round(time.perf_counter() - self._t0, 4)
 
 
-def _lock(writer: Writer, settings: Settings, url: str):
-    """Lock the job and read its cursor; a database without the schema is set up
-    when it is the embedded one, and refused with a clear message otherwise."""
+def _lock(writer: Writer, settings: Settings, url):
+    """Lock the job, check the role's grants and read the cursor; a database without the
+    schema is set up when it is the embedded one, and refused with a clear message otherwise."""
+    check = GrantCheck.build(include_stock=not getattr(settings, "no_stock", False), dry_run=settings.dry_run)
     try:
-        return lock_and_read_cursor(writer, settings.job, settings.wait_seconds)
+        return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
     except DatabaseError as exc:
         if "sync_state" not in str(exc) or "does not exist" not in str(exc):
             raise
@@ -88,7 +90,7 @@ def _lock(writer: Writer, settings: Settings, url: str):
     if settings.database_url:
         raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
     init_db(url)  # the embedded database is ours to set up
-    return lock_and_read_cursor(writer, settings.job, settings.wait_seconds)
+    return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
 
 
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
@@ -111,8 +113,10 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         t = time.perf_counter()
         source = source or make_source(settings)
         manifest["source"] = settings.scrub(source.description)
-        url = database_url(settings)
-        writer = Writer(adbc_connect(with_session_options(url, settings.statement_timeout)))
+        # One resolved setting for both drivers, with the job's name and statement bound in it.
+        url = with_session_options(database_url(settings), settings.statement_timeout)
+        writer = Writer(adbc_connect(url))
+        writer.role = url.get("user") or ""
         clock.phase("connect", t)
 
         t = time.perf_counter()

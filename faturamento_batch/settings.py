@@ -1,7 +1,8 @@
 """Run settings: one frozen dataclass built from flags and the environment.
 
-Secrets (the database password inside its URL, the Odoo password or API key)
-stay out of `repr` and are never logged; `redact` masks a URL's password.
+Secrets (the database password, whatever form the setting or `PGPASSWORD`
+spells it in, the Odoo password or API key) stay out of `repr` and are never
+logged; `redact` masks a password spelled in a URL or a key/value string.
 """
 
 from __future__ import annotations
@@ -11,16 +12,23 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
+from .dsn import password_of
 from .errors import ConfigError
 
 DEFAULT_JOB = "faturamento"
 DEFAULT_STATE_DIR = ".faturamento"
 
 
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
 def redact(text: str) -> str:
-    """Mask the password of every URL in `text` (``postgresql://u:secret@h`` → ``u:***@h``)."""
-    return re.sub(r"(\w+://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+    """Mask every password spelled in `text`: a URL's (``postgresql://u:secret@h`` → ``u:***@h``)
+    and a key/value string's (``password='a b'`` → ``password=***``)."""
+    return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", text))
 
 
 @dataclass(frozen=True)
@@ -55,11 +63,12 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in logs, manifests or messages."""
         found = [s for s in (self.odoo_password, self.odoo_api_key) if s]
-        if self.database_url:
-            m = re.match(r"\w+://[^:/@\s]+:([^@\s]+)@", self.database_url)
-            if m:
-                found.append(m.group(1))
-        return tuple(found)
+        # The database's, whatever form it came in (URL, key/value string, PGPASSWORD), and as
+        # it reads percent-encoded in a URL.
+        password = password_of(self.database_url)
+        if password:
+            found += [password, quote(password, safe=""), quote(password)]
+        return tuple(dict.fromkeys(found))
 
     def scrub(self, text: str) -> str:
         """`text` with every secret of these settings masked."""

@@ -95,3 +95,19 @@ def empty_db_url(pg_admin_url) -> str:
     yield _with_database(pg_admin_url, name)
     with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def tls_server():
+    """Debian's PostgreSQL with ssl=on, a test CA and scram password auth on 127.0.0.1 (TLS only).
+
+    Started once per session; skipped, with the reason, where no server binary is installed.
+    """
+    from .tls_server import start_tls_server, why_unavailable
+
+    reason = why_unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = start_tls_server()
+    yield server
+    server.stop()

@@ -36,10 +36,11 @@ LISTED_COUNTS = (
 def _db_runs(settings: Settings, limit: int) -> pl.DataFrame:
     import connectorx as cx
 
-    from ..db.connection import adbc_connect
+    from ..db.connection import APPLICATION_NAME, adbc_connect, conninfo
 
-    url = database_url(settings)
-    # connectorx's pool retries a dead server for ~30 s; libpq fails at once with a clear message.
+    url = conninfo(database_url(settings)).with_session(APPLICATION_NAME)
+    # connectorx's pool retries a dead server for ~30 s; libpq fails at once with a clear message
+    # (and verifies the server's host name under `sslmode=verify-full`, which connectorx cannot).
     adbc_connect(url, autocommit=True).close()
     # connectorx takes no bound parameters; the only value here is an int.
     query = (
@@ -48,7 +49,7 @@ def _db_runs(settings: Settings, limit: int) -> pl.DataFrame:
         + str(int(limit))
     )
     try:
-        return cx.read_sql(url, query, return_type="polars")
+        return cx.read_sql(url.connectorx(), query, return_type="polars")
     except Exception as exc:
         raise ConfigError(f"cannot read `sync_runs` (run `faturamento-batch init-db` first?): {settings.scrub(str(exc))}") from exc
 

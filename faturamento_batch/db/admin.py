@@ -1,24 +1,38 @@
-"""Create the schema (`init-db`): every missing table and index, nothing else touched."""
+"""Create the schema (`init-db`): every missing table and index, nothing else touched.
+
+The tables go where the connection's `search_path` points (`options=-csearch_path=…`
+or `PGOPTIONS`): no statement names a schema.
+"""
 
 from __future__ import annotations
 
-from ..errors import DatabaseError
+from ..dsn import ConnInfo
+from ..errors import ConfigError, DatabaseError
 from ..settings import redact
-from .connection import adbc_connect
+from .connection import adbc_connect, describe
 from .schema import ddl_statements
 
 
-def init_db(url: str) -> int:
-    """Run the guarded DDL in one transaction; returns the number of statements sent."""
+def init_db(url: str | ConnInfo) -> int:
+    """Run the guarded DDL in one transaction; returns the number of DDL statements sent."""
     statements = ddl_statements()
     conn = adbc_connect(url)
     try:
         with conn.cursor() as cur:
+            cur.execute("SELECT current_schema()::text, current_setting('search_path')")
+            schema, search_path = cur.fetchone()
+            if schema is None:
+                raise ConfigError(
+                    f"the search_path `{search_path}` names no schema that exists in the database: "
+                    "create it first (`CREATE SCHEMA name`) or fix `options=-csearch_path=…`/`PGOPTIONS`"
+                )
             for ddl in statements:
                 cur.execute(ddl)
         conn.commit()
+    except ConfigError:
+        raise
     except Exception as exc:
-        raise DatabaseError(f"creating the schema at `{redact(url)}` failed: {redact(str(exc))[:800]}") from exc
+        raise DatabaseError(f"creating the schema at `{describe(url)}` failed: {redact(str(exc))[:800]}") from exc
     finally:
         conn.close()
     return len(statements)

@@ -1,56 +1,72 @@
 """Which database a run talks to, and connections to it.
 
-ADBC (libpq) and connectorx both take ``postgresql://user[:password]@host[:port]/db[?host=/socket/dir]``.
+The setting is read once into libpq keywords (`faturamento_batch.dsn`); ADBC
+gets them as a libpq key/value string, connectorx as the URL it can parse.
+Every function here takes either the setting's text or a resolved `ConnInfo`.
 """
 
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+import os
 
+from ..dsn import ConnInfo, resolve
 from ..errors import DatabaseError
 from ..settings import Settings, redact
 from .embedded import embedded_url
 
 log = logging.getLogger(__name__)
 
-
-def database_url(settings: Settings) -> str:
-    """The configured URL, or the embedded server's when none is configured."""
-    if settings.database_url:
-        url = settings.database_url
-        if url.startswith("postgres://"):
-            url = "postgresql://" + url[len("postgres://") :]
-        if url.startswith("postgresql+"):  # SQLAlchemy-style driver suffix
-            url = "postgresql://" + url.split("://", 1)[1]
-        if not url.startswith("postgresql://"):
-            raise DatabaseError(f"`FATURAMENTO_DATABASE_URL` must start with postgresql:// (got `{redact(url)}`)")
-        return url
-    return embedded_url(settings.pgdata)
-
-
 APPLICATION_NAME = "faturamento_batch"
 
 
-def with_session_options(url: str, statement_timeout_s: float = 0) -> str:
-    """`url` plus libpq parameters naming the job (pg_stat_activity) and bounding each statement.
-
-    Passed in the connection string, they cost no extra statement per run.
-    """
-    params = {"application_name": APPLICATION_NAME}
-    if statement_timeout_s > 0:
-        params["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    query.update({k: v for k, v in params.items() if k not in query})
-    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+def conninfo(target: str | ConnInfo) -> ConnInfo:
+    """`target` resolved (the environment fills gaps); raises `ConfigError` for a form we cannot honour."""
+    return target if isinstance(target, ConnInfo) else resolve(target, dict(os.environ))
 
 
-def adbc_connect(url: str, autocommit: bool = False):
-    """An ADBC DBAPI connection; errors become `DatabaseError` with the URL redacted."""
+def database_url(settings: Settings) -> str:
+    """The configured setting (checked: a form we cannot honour raises `ConfigError` here),
+    or the embedded server's URL when none is configured."""
+    if settings.database_url:
+        conninfo(settings.database_url)
+        return settings.database_url
+    return embedded_url(settings.pgdata)
+
+
+def database(settings: Settings) -> ConnInfo:
+    """The run's database as resolved libpq keywords."""
+    return conninfo(database_url(settings))
+
+
+def with_session_options(target: str | ConnInfo, statement_timeout_s: float = 0) -> ConnInfo:
+    """`target` plus the job's name (pg_stat_activity) and a bound on each statement, merged into
+    the user's own `application_name`/`options`. In the startup packet: no extra statement per run."""
+    return conninfo(target).with_session(APPLICATION_NAME, int(statement_timeout_s * 1000))
+
+
+def connectorx_url(target: str | ConnInfo) -> str:
+    """The URL connectorx gets for `target`."""
+    return conninfo(target).connectorx()
+
+
+def describe(target: str | ConnInfo) -> str:
+    """`target` for messages, password masked."""
+    try:
+        return conninfo(target).describe()
+    except Exception:  # a message must never fail; the setting's own error is raised elsewhere
+        return redact(str(target))
+
+
+def adbc_connect(target: str | ConnInfo, autocommit: bool = False):
+    """An ADBC DBAPI connection; errors become `DatabaseError` naming the server, password masked."""
     import adbc_driver_postgresql.dbapi as adbc
 
+    info = conninfo(target)
     try:
-        return adbc.connect(url, autocommit=autocommit)
+        return adbc.connect(info.libpq(), autocommit=autocommit)
     except Exception as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL at `{redact(url)}`: {redact(str(exc))}") from exc
+        text = str(exc)
+        if info.password:
+            text = text.replace(info.password, "***")
+        raise DatabaseError(f"cannot connect to PostgreSQL at `{info.describe()}`: {redact(text).strip()}") from exc

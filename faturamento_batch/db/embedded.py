@@ -8,10 +8,12 @@ and stops it when the last process that asked for it exits.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+from ..dsn import resolve
 from ..errors import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ def create_database(admin_url: str, name: str) -> None:
 
     if not name.replace("_", "").isalnum():
         raise DatabaseError(f"database name `{name}` must be letters, digits and underscores")
-    with adbc.connect(admin_url, autocommit=True) as conn, conn.cursor() as cur:
+    with adbc.connect(resolve(admin_url, dict(os.environ)).libpq(), autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = $1", (name,))
         if not cur.fetchall():
             cur.execute(f'CREATE DATABASE "{name}"')  # name checked above; DDL takes no parameters

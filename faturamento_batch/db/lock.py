@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import LockHeld
+from .privileges import CHECK_SQL, GrantCheck, missing_grants_error
 from .write import Writer
 
-_LOCK_AND_CURSOR = """
+# The grant check rides on the run's first statement: it costs no extra round trip.
+_LOCK_AND_CURSOR = f"""
 SELECT pg_try_advisory_lock($1),
        LOCALTIMESTAMP::timestamp,
-       (SELECT cursor FROM sync_state WHERE job = $2)
+       (SELECT cursor FROM sync_state WHERE job = $2),
+       current_user::text,
+       {CHECK_SQL.strip()}
 """
 
 
@@ -34,15 +38,20 @@ class RunStart:
     cursor: datetime | None  # the stored cursor; None before the first successful run
 
 
-def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0) -> RunStart:
-    """Take the job's lock (waiting up to `wait_seconds`) and read its cursor; raise `LockHeld`."""
+def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, check: GrantCheck | None = None) -> RunStart:
+    """Take the job's lock (waiting up to `wait_seconds`) and read its cursor; raise `LockHeld`,
+    or `PermissionDenied` when the role lacks a grant `check` lists (default: a full sync's)."""
+    check = check or GrantCheck.build()
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     while True:
-        writer.execute(_LOCK_AND_CURSOR, (lock_key(job), job))
-        got, now, cursor = writer.cur.fetchone()
+        writer.execute(_LOCK_AND_CURSOR, (lock_key(job), job, *check.params()))
+        got, now, cursor, role, missing = writer.cur.fetchone()
         # End the read-only transaction: the lock is session-level and stays held,
         # and no snapshot is kept open while Odoo is read.
         writer.rollback()
+        denied = missing_grants_error(missing, role)
+        if denied is not None:
+            raise denied
         if got:
             return RunStart(now, cursor)
         if time.monotonic() >= deadline:

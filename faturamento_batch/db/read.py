@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, PermissionDenied
 from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
-from ..settings import redact
+from ..dsn import ConnInfo
+from .connection import conninfo
+from .privileges import permission_message
 
 _HEX = re.compile(r"^[0-9a-f]*$")
 
@@ -40,13 +42,25 @@ class ExistingState:
     seconds: float = 0.0
 
 
-def _read(url: str, query: str, schema: pl.Schema, **kwargs) -> pl.DataFrame:
+def read_frame(target: str | ConnInfo, query: str, what: str) -> pl.DataFrame:
+    """`query` read with connectorx into a frame; errors become `DatabaseError` about `what`, password masked."""
     import connectorx as cx
 
+    info = conninfo(target)
     try:
-        frame = cx.read_sql(url, query, return_type="polars", **kwargs)
-    except Exception as exc:
-        raise DatabaseError(f"reading the existing state from `{redact(url)}` failed: {redact(str(exc))[:500]}") from exc
+        return cx.read_sql(info.connectorx(), query, return_type="polars")
+    except BaseException as exc:  # connectorx raises pyo3 panics, which are BaseException
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        text = str(exc).replace(info.password, "***") if info.password else str(exc)
+        denied = permission_message(text, info.get("user") or "")
+        if denied:
+            raise PermissionDenied(denied) from exc
+        raise DatabaseError(f"reading {what} from `{info.describe()}` failed: {text.strip()[:500]}") from exc
+
+
+def _read(target: str | ConnInfo, query: str, schema: pl.Schema) -> pl.DataFrame:
+    frame = read_frame(target, query, "the existing state")
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     return frame.select(schema.names()).cast(dict(schema), strict=False)  # type: ignore[arg-type]
@@ -56,13 +70,14 @@ def _columns(schema: pl.Schema) -> str:
     return ", ".join(schema.names())  # names come from our own schema constants
 
 
-def read_existing(url: str, nfs: list[str], codes: list[str], *, full: bool) -> ExistingState:
+def read_existing(url: str | ConnInfo, nfs: list[str], codes: list[str], *, full: bool) -> ExistingState:
     """Existing lines/consolidation (all in full runs, else the NFs in `nfs`) and known product codes.
 
     The three reads are independent; connectorx releases the GIL, so they run
     side by side on their own connections.
     """
     started = time.perf_counter()
+    url = conninfo(url)
     nf_filter = "" if full else f" WHERE numero_nf IN ({text_list_sql(nfs)})"
     reads: dict[str, tuple[str, pl.Schema]] = {}
     if full or nfs:

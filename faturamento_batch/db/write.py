@@ -24,9 +24,10 @@ import polars as pl
 import pyarrow as pa
 
 from ..diff import ChangeSet
-from ..errors import DatabaseError
+from ..errors import DatabaseError, PermissionDenied
 from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUCT
 from ..settings import redact
+from .privileges import permission_message
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,12 @@ class Writer:
         self.conn = conn
         self.cur = conn.cursor()
         self.statements = 0
+        self.role = ""  # for messages about missing grants; set by the caller that knows it
+
+    def _error(self, prefix: str, exc: Exception) -> DatabaseError:
+        text = redact(str(exc)).strip()
+        denied = permission_message(text, self.role)
+        return PermissionDenied(denied) if denied else DatabaseError(f"{prefix}: {text[:800]}")
 
     # -- low level: every statement goes through here, so the count is honest ----
     def execute(self, sql: str, params: tuple = ()) -> None:
@@ -152,7 +159,7 @@ class Writer:
         try:
             self.cur.execute(sql, params)
         except Exception as exc:
-            raise DatabaseError(f"PostgreSQL refused a write: {redact(str(exc)).strip()[:800]}") from exc
+            raise self._error("PostgreSQL refused a write", exc) from exc
 
     def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool) -> int:
         self.statements += 1
@@ -160,7 +167,7 @@ class Writer:
             mode = "create" if temporary else "append"
             return self.cur.adbc_ingest(table, to_arrow(frame), mode=mode, temporary=temporary)
         except Exception as exc:
-            raise DatabaseError(f"bulk load into `{table}` failed: {redact(str(exc)).strip()[:800]}") from exc
+            raise self._error(f"bulk load into `{table}` failed", exc) from exc
 
     def rowcount(self) -> int:
         """The count a `WITH … SELECT count(*)` statement returned."""
