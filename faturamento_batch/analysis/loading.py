@@ -24,6 +24,10 @@ from ..schemas import (
     NF_LIST,
     REJECTED,
     STATUS_CHANGE,
+    STOCK_ASSIGNMENT,
+    STOCK_INCONSISTENCY,
+    STOCK_JUSTIFICATION,
+    STOCK_STATUS_CHANGE,
 )
 
 RUN_ENV = "FATURAMENTO_RUN_DIR"
@@ -55,6 +59,14 @@ CHANGESET_PARTS = tuple(PART_SCHEMAS)
 # Written after the load, only when NFs were cancelled: rows each cascade UPDATE touched.
 CASCADE_SCHEMA = pl.Schema({"tabela": pl.String, "numero_nf": pl.String, "linhas": pl.Int64})
 PART_SCHEMAS["cascade"] = CASCADE_SCHEMA
+# The stock stage's parts (DESIGN §9); absent when the run skipped the stage (`--no-stock`).
+STOCK_PARTS = {
+    "stock_assignments": STOCK_ASSIGNMENT,
+    "stock_status_changes": STOCK_STATUS_CHANGE,
+    "inconsistencies": STOCK_INCONSISTENCY,
+    "justifications": STOCK_JUSTIFICATION,
+}
+PART_SCHEMAS.update(STOCK_PARTS)
 
 # Cascade table → the column name used here.
 CASCADE_COLUMNS = {
