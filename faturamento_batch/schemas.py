@@ -151,8 +151,19 @@ STOCK_MOVEMENT = pl.Schema(
         "codigo_embarque": pl.Int64,
     }
 )
-# Open (resolvida false) inconsistencia_faturamento rows of the run's NFs.
-STOCK_OPEN_INCONSISTENCY = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "tipo": pl.String})
+# Open (resolvida false) inconsistencia_faturamento rows of the run's NFs, with the values
+# the stage writes, so an open row that already says the same is not rewritten every run.
+STOCK_OPEN_INCONSISTENCY = pl.Schema(
+    {
+        "id": pl.Int64,
+        "numero_nf": pl.String,
+        "tipo": pl.String,
+        "num_pedido": pl.String,
+        "cod_produto": pl.String,
+        "qtd_faturada": Q3,
+        "observacao_resolucao": pl.String,
+    }
+)
 # Existing faturamento_parcial_justificativa keys of the run's NFs.
 STOCK_JUSTIFICATION_KEY = pl.Schema({"separacao_lote_id": pl.String, "cod_produto": pl.String, "numero_nf": pl.String})
 
