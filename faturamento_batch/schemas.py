@@ -249,3 +249,11 @@ STOCK_JUSTIFICATION = pl.Schema(
         "descricao_detalhada": pl.String,
     }
 )
+
+# Run artifacts of the stage (one Parquet part each), built from the StockPlan.
+# `stock_movements`: inserts and completions, `action` = insert | complete.
+STOCK_MOVEMENTS_PART = pl.Schema({"action": pl.String, "id": pl.Int64, **STOCK_MOVEMENT_INSERT})
+# `stock_links`: shipment items and separations given an NF, `kind` = item | separation.
+STOCK_LINKS_PART = pl.Schema(
+    {"kind": pl.String, "id": pl.Int64, "numero_nf": pl.String, "separacao_lote_id": pl.String, "clear_erro": pl.Boolean}
+)
