@@ -23,5 +23,16 @@ def test_demo_runs_full_then_incremental(tmp_path, monkeypatch, capsys):
     assert second["mode"] == "incremental" and second["status"] == "success"
     c = second["counts"]
     assert c["inserts"] > 0 and c["cancellations"] > 0 and c["reactivations"] > 0 and c["drift"] > 0
-    assert second["written"]["movimentacao_estoque.cancel"] > 0  # the cascade reached the seeded stock rows
+    assert second["written"]["movimentacao_estoque.cancel"] > 0  # the cascade reached day 1's stock movements
+
+    # The stock stage: nothing picked before day 1, so no NF got a lot; after the seeded
+    # picking, day 2 matches the picked NFs, leaves the rest without a lot, flags the one
+    # NF on another order's shipment and justifies the short-picked product.
+    s1, s2 = first["stock"], second["stock"]
+    assert s1["nfs_processed"] > 1000 and s1["nfs_with_lot"] == 0 and s1["nfs_without_lot"] == s1["nfs_processed"]
+    assert s2["nfs_with_lot"] > 100 and s2["nfs_without_lot"] > 0 and s2["nfs_divergent"] == 1
+    w = s2["counts"]
+    assert w["movements_completed"] > 100 and w["items_linked"] > 100 and w["separations_synced"] > 100
+    assert w["inconsistencies_resolved"] > 100 and w["justifications"] >= 1
+    assert "stock" in err.split("== day 2")[1]  # the summary's stock line
     assert second["odoo"]["total_calls"] > 0 and second["counts"]["odoo_lines"] < first["counts"]["odoo_lines"]
