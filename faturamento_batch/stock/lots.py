@@ -7,7 +7,11 @@ then exact integer arithmetic whatever the order rows are summed in.
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
+
+log = logging.getLogger(__name__)
 
 POSTED = ("Lançado", "SEM_LOTE")
 NF_SEM_SEPARACAO = "NF_SEM_SEPARACAO"
@@ -175,7 +179,9 @@ def assign(pairs: pl.DataFrame) -> pl.DataFrame:
         descending=[True, False, False, False, False, False],
     ).with_row_index("rank")
     taken: list[pl.DataFrame] = []
+    pairs_in, rounds = ranked.height, 0
     while ranked.height:
+        rounds += 1
         first = (pl.col("rank") == pl.col("rank").min().over("numero_nf")) & (
             pl.col("rank") == pl.col("rank").min().over("separacao_lote_id")
         )
@@ -184,6 +190,7 @@ def assign(pairs: pl.DataFrame) -> pl.DataFrame:
         ranked = ranked.join(won.select("numero_nf"), on="numero_nf", how="anti").join(
             won.select("separacao_lote_id"), on="separacao_lote_id", how="anti"
         )
+    log.debug("lot assignment: %d eligible pairs, %d rounds", pairs_in, rounds)
     schema = {"numero_nf": pl.String, "separacao_lote_id": pl.String, "score": pl.Float64}
     return pl.concat(taken) if taken else pl.DataFrame(schema=schema)
 
