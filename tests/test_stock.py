@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from faturamento_batch import schemas
+from faturamento_batch.errors import DataError
 from faturamento_batch.stock import ACTOR, StockInput, StockPlan, plan_stock
 
 from .reference_stock import apply_plan
@@ -357,3 +358,20 @@ def test_empty_input_gives_an_empty_plan_with_the_declared_schemas():
     assert all(frame.is_empty() for frame in p.parts().values())
     assert p.assignments.schema == schemas.STOCK_ASSIGNMENT
     assert p.justifications.schema == schemas.STOCK_JUSTIFICATION
+
+
+def test_a_faturamento_produto_key_seen_twice_is_refused_and_repeated_rows_count_once():
+    with pytest.raises(DataError, match=r"NF `100` product `P1` twice"):
+        plan(state([line("100", "P1", "5"), line("100", "P1", "2")]))
+    p = plan(state([line("100", "P1", "5")], [item(1, "L1"), item(1, "L1")], [sep(1, "L1", "P1", 5.0)] * 2))
+    assert p.item_links.height == 1 and p.separation_links.height == 1
+    assert p.justifications.is_empty()  # the separation counted once: 5 separated, 5 invoiced
+
+
+def test_nf_counts_for_the_manifest():
+    p = plan(state(
+        [line("1", "P1", "1"), line("2", "P1", "1"), line("3", "P1", "1"), line("4", "P1", "1", origem="")],
+        [item(1, "L1", nota="1"), item(2, "L2", pedido="O9", nota="2"), item(3, "L3")],
+    ))  # fmt: skip
+    assert p.nf_counts() == {"nfs_processed": 4, "nfs_with_lot": 2, "nfs_without_lot": 2, "nfs_linked": 2,
+                             "nfs_divergent": 1}  # fmt: skip
