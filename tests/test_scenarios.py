@@ -10,7 +10,8 @@ Each folder under data/fixtures/ with a `scenario.json` is one scenario:
                "args": ["--apply-drift"],                         # extra arguments of the command
                "exit": 0,                                         # expected exit code
                "counts": {"inserts": 2, ...},                     # manifest counts that must match
-               "stock": {"nfs_with_lot": 1, ...},                 # manifest stock counts that must match
+               "stock": {"nfs_with_lot": 1, "counts": {...}},     # manifest `stock` values that must match
+               "written": {"inconsistencia_faturamento.cancel": 1},   # manifest `written` values
                "downstream": {"nfs_to_reprocess": ["1001"]},     # manifest lists that must match
                "rejected": [[line_id, "reason"], ...],           # the rejected part, exactly
                "tables": {"<table>": {"columns": [...], "rows": [[...], ...]}}}]}   # rows as text, any order
@@ -95,12 +96,21 @@ def _masked(got: list[tuple], want: list[tuple]) -> list[tuple]:
     return sorted((tuple(r) for r in out), key=_sort_key)
 
 
+def _check_subset(got: dict, want: dict, where: str) -> None:
+    """Every key of `want` (nested dicts key by key) has that value in `got`."""
+    for key, expected in want.items():
+        if isinstance(expected, dict):
+            _check_subset(got.get(key) or {}, expected, f"{where}.{key}")
+        else:
+            assert got.get(key) == expected, f"manifest `{where}.{key}`: {got.get(key)} != {expected}"
+
+
 def _check_run(run: dict, db_url: str, run_dir: Path) -> None:
     manifest = read_manifest(run_dir)
     for part, expected in run.get("counts", {}).items():
         assert manifest["counts"][part] == expected, f"count of `{part}`"
-    for key, expected in run.get("stock", {}).items():
-        assert manifest["stock"][key] == expected, f"stock count `{key}`"
+    _check_subset(manifest.get("stock") or {}, run.get("stock", {}), "stock")
+    _check_subset(manifest.get("written") or {}, run.get("written", {}), "written")
     for key, expected in run.get("downstream", {}).items():
         assert manifest["downstream"][key] == sorted(expected), f"downstream `{key}`"
     if "rejected" in run:
