@@ -165,3 +165,27 @@ def test_plan_equals_the_row_by_row_reference(state):
 def test_they_still_agree_on_the_state_the_writes_leave(state):
     after = apply_plan(state, reference_stock(state))
     assert_plan_equals_reference(plan_stock(to_input(after)), reference_stock(after))
+
+
+@SETTINGS
+@given(states())
+def test_a_second_plan_over_the_written_state_only_converges(state):
+    """What a second run may still do: give a lot to an NF that had none because its order
+    had two free lots, both scored 0, and now has one (§9's single-lot rule, reached as the
+    first run's links took the other lot). Every other NF keeps its lot and shipment and
+    gets no write at all."""
+    first = plan_stock(to_input(state))
+    second = plan_stock(to_input(apply_plan(state, {k: v.to_dicts() for k, v in first.parts().items()})))
+    keep = ["numero_nf", "separacao_lote_id", "embarque_id", "tipo"]
+    joined = first.assignments.select(keep).join(second.assignments, on="numero_nf", suffix="_2", how="full", coalesce=True)
+    changed = joined.filter(
+        ~pl.col("separacao_lote_id").eq_missing(pl.col("separacao_lote_id_2"))
+        | ~pl.col("embarque_id").eq_missing(pl.col("embarque_id_2"))
+        | ~pl.col("tipo").eq_missing(pl.col("tipo_2"))
+    )
+    assert changed.filter(
+        pl.col("separacao_lote_id").is_not_null() | (pl.col("how") != "candidate") | (pl.col("score") != 0.0)
+    ).is_empty(), changed.to_dicts()
+    for part, frame in second.parts().items():
+        if part != "assignments":
+            assert frame.filter(~pl.col("numero_nf").is_in(changed["numero_nf"].implode())).is_empty(), part
