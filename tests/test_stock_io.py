@@ -103,6 +103,12 @@ def test_sync_writes_the_stage_and_a_second_sync_changes_nothing(db_url, tmp_pat
     assert parts["stock_movements"].get_column("action").value_counts().sort("action").rows() == [("insert", 9)]
     assert parts["stock_links"].get_column("kind").value_counts().sort("kind").rows() == [("item", 2), ("separation", 5)]
     assert parts["inconsistencies"].height == 1 and parts["justifications"].height == 2
+    from faturamento_batch import analysis as an
+
+    run = an.load_run(run_dir)  # the analysis loader knows every part's schema, present or not
+    for part, schema in an.STOCK_PART_SCHEMAS.items():
+        assert run.part(part).schema == schema, part
+    assert run.part("stock_assignments").height == 3
 
     before = snapshot(db_url)
     code, again = _run(db_url, tmp_path, "sync", "--full", source=day1)
