@@ -196,7 +196,7 @@ def test_no_stock_runs_on_a_database_without_the_stock_module(db_url, tmp_path, 
     assert scalar(db_url, "SELECT count(*) FROM sync_runs") == runs
 
 
-def test_stock_command_processes_pending_or_listed_nfs(db_url, tmp_path, day1):
+def test_stock_command_processes_pending_or_listed_nfs(db_url, tmp_path, day1, capsys):
     assert _run(db_url, tmp_path, "sync", source=day1)[0] == 0  # no shipments yet: all three SEM_LOTE
     assert scalar(db_url, "SELECT count(DISTINCT numero_nf) FROM faturamento_produto WHERE status_nf = 'SEM_LOTE'") == 3
     load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))  # the shipments arrive
@@ -214,6 +214,15 @@ def test_stock_command_processes_pending_or_listed_nfs(db_url, tmp_path, day1):
     assert scalar(db_url, "SELECT count(*) FROM movimentacao_estoque WHERE numero_nf = '100002' AND separacao_lote_id = 'L-PED2'") == 3
     assert scalar(db_url, "SELECT resolvida_por FROM inconsistencia_faturamento WHERE numero_nf = '100002'") == "faturamento_batch"
     assert scalar(db_url, "SELECT mode FROM sync_runs ORDER BY id DESC LIMIT 1") == "stock"
+    assert scalar(db_url, "SELECT counts->'stock'->'counts'->>'movements_completed' FROM sync_runs ORDER BY id DESC LIMIT 1") == "3"
+    capsys.readouterr()
+    assert main(["runs", "show", m["run_id"], "--database-url", db_url, "--artifacts-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert f"run {m['run_id']}  stock  success" in out and "Odoo lines" not in out
+    assert "stock: 1 NFs (1 with a lot, 0 without; 0 linked, 0 divergent) · movements +0 completed 3" in out
+    assert "stock stage left alone: " in out and "movimentacao_estoque.complete 3" in out
+    shown = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.endswith(".parquet")}
+    assert shown["stock_movements"] == "3" and shown["stock_links"] == "3" and shown["inconsistencies"] == "1"
 
     code, m = _run(db_url, tmp_path, "stock")  # the pending one left: 100001
     assert code == 0 and m["stock"]["nfs_processed"] == 1
