@@ -293,3 +293,34 @@ def test_statement_count_of_the_stage_does_not_grow_with_the_nfs(db_url, second_
         counts[scale], stages[scale] = m["sql_statements"], {**s["seconds"], "nfs": s["nfs_processed"]}
     print("statements per incremental run (every kind of write):", counts[1], "· stage seconds:", stages)
     assert counts[1] == counts[1_000], counts
+
+
+def test_sigkill_during_the_stage_s_writes_leaves_before_or_after_and_the_next_run_converges(db_url, second_db, tmp_path):
+    import signal
+
+    from .test_reliability import _cmd, _kill_at, _state
+
+    old, new, pending = 3_000, 4_000, 1_000
+    day1 = build_dataset(tmp_path / "d1", moves=old, lines_per_move=2)
+    day2 = _budget_day2(tmp_path / "d2", old, new)
+    for url in (db_url, second_db):
+        assert _run(url, tmp_path, "sync", source=day1)[0] == 0
+        _budget_shipments(url, pending, old, new)
+    assert _run(second_db, tmp_path, "sync", source=day2)[0] == 0  # the reference, never interrupted
+    after = _state(second_db)
+    assert scalar(second_db, "SELECT count(*) FROM embarque_itens WHERE nota_fiscal IS NOT NULL") == pending + new // 2
+
+    before = _state(db_url)
+    outcomes = []
+    for marker, delay in (("write: stock stage", 0.0), ("write: stock stage", 0.4), ("write: stock stage", 1.2), ("write: commit", 0.0)):
+        status = _kill_at(_cmd(day2, db_url, tmp_path / "killed"), marker, delay)
+        state = _state(db_url)
+        assert state in (before, after), f"half-written database after a kill {delay} s after `{marker}`"
+        outcomes.append((marker, delay, status, "after" if state == after else "before"))
+        if state == after:
+            break
+    print("kill outcomes:", outcomes)
+    assert any(o[3] == "before" and o[2] == -signal.SIGKILL for o in outcomes), outcomes
+    assert _run(db_url, tmp_path, "sync", source=day2)[0] == 0
+    final = _state(db_url)
+    assert {k: v for k, v in final.items() if k != "sync_runs"} == {k: v for k, v in after.items() if k != "sync_runs"}
