@@ -40,9 +40,14 @@ _CANDIDATE_ITEM = """i.status = 'ativo' AND i.separacao_lote_id IS NOT NULL
     AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '' OR i.nota_fiscal IN (SELECT numero_nf FROM freed))
     AND EXISTS (SELECT 1 FROM embarques e WHERE e.id = i.embarque_id AND e.status = 'ativo')"""
 
-_PENDING = f"""SELECT f.numero_nf FROM faturamento_produto f
-  WHERE f.status_nf = 'SEM_LOTE' AND f.origem <> ''
-    AND EXISTS (SELECT 1 FROM embarque_itens i WHERE i.pedido = f.origem AND {_CANDIDATE_ITEM})"""
+# The SEM_LOTE NFs first (the partial index), then one probe of their order's items each
+# (the index on `pedido`). `OFFSET 0` keeps the EXISTS a per-NF probe: flattened into a
+# join, a planner without fresh statistics has been seen to scan every SEM_LOTE line once
+# per shipment item (seconds for a few thousand NFs).
+_PENDING = f"""SELECT s.numero_nf FROM sem_lote s
+  WHERE EXISTS (SELECT 1 FROM embarque_itens i WHERE i.pedido = s.origem AND {_CANDIDATE_ITEM} OFFSET 0)"""
+_SEM_LOTE = """sem_lote AS MATERIALIZED (SELECT DISTINCT numero_nf, origem FROM faturamento_produto
+  WHERE status_nf = 'SEM_LOTE' AND origem <> ''),"""
 
 _CATCH_UP = """SELECT f.numero_nf FROM faturamento_produto f
   WHERE f.status_nf IN ('Lançado', 'SEM_LOTE')
@@ -119,7 +124,7 @@ def candidate_lines_sql(*, pending: bool, catch_up: bool, listed: list[str], can
     union = "\n  UNION\n  ".join(sources)
     return f"""
 WITH freed(numero_nf) AS ({text_list_sql(cancelled)}),
-listed(numero_nf) AS ({text_list_sql(listed)}),
+listed(numero_nf) AS ({text_list_sql(listed)}),{_SEM_LOTE if pending else ""}
 nfs AS ({union})
 SELECT {_LINE_COLUMNS} FROM faturamento_produto f JOIN nfs ON nfs.numero_nf = f.numero_nf
 WHERE {_MODULE_PRESENT}
