@@ -13,6 +13,7 @@ import pytest
 
 from .conftest import ROOT, clone_template, drop_database
 from .test_analysis import SMOKE, make_scenario, sync
+from .test_analysis_stock import scenario_runs
 
 NOTEBOOK = ROOT / "notebooks" / "sync_diff_analysis.ipynb"
 
@@ -78,7 +79,7 @@ def test_notebook_runs_on_the_latest_run_and_fills_every_section(pg_admin_url, t
     texts = _execute(tmp_path)
     everything = "\n".join(texts.values())
     assert f"run {day2.name} (success)" in everything and f"compared with {day1.name}" in everything
-    assert everything.count("[image]") == 7  # every chart was drawn
+    assert everything.count("[image]") == 8  # every chart was drawn
 
     summary = _cell(texts, "an.overview(run)")
     assert "incremental" in summary and "2026-01-05T09:50:00" in summary and "inserts" in summary
@@ -89,7 +90,7 @@ def test_notebook_runs_on_the_latest_run_and_fills_every_section(pg_admin_url, t
     status = _cell(texts, "an.status_transitions(run)")
     assert "Lançado → Cancelado" in status and "Cancelado → Lançado" in status
     cascade_row = next(line for line in status.splitlines() if "100001" in line)
-    assert [c.strip() for c in cascade_row.strip("│ ").split("┆")] == ["100001", "2", "1", "0", "1"]
+    assert [c.strip() for c in cascade_row.strip("│ ").split("┆")] == ["100001", "2", "1", "0", "0", "1"]
     reprocess = _cell(texts, "an.nfs_to_reprocess(run)")
     assert "reactivated" in reprocess and "100011" in reprocess and "P00028" in reprocess
     drift = _cell(texts, "an.drift_fields(run)")
@@ -103,7 +104,7 @@ def test_notebook_runs_on_the_latest_run_and_fills_every_section(pg_admin_url, t
 def test_notebook_says_what_a_run_did_not_have(pg_admin_url, template_url, tmp_path, monkeypatch):
     url = clone_template(pg_admin_url)
     try:
-        code, smoke = sync(url, tmp_path / "elsewhere" / "runs", SMOKE, "--max-reject-ratio", "1")
+        code, smoke = sync(url, tmp_path / "elsewhere" / "runs", SMOKE, "--max-reject-ratio", "1", "--no-stock")
         assert code == 0
     finally:
         drop_database(pg_admin_url, url)
@@ -113,8 +114,28 @@ def test_notebook_says_what_a_run_did_not_have(pg_admin_url, template_url, tmp_p
     everything = "\n".join(texts.values())
     assert f"run {smoke.name} (success)" in everything
     for sentence in ("no status changes in this run", "no NF was cancelled in this run",
+                     "no justification in this run",
                      "no NF was reactivated in this run", "no drift in this run",
                      "only one run: nothing to compare with"):  # fmt: skip
         assert sentence in everything, sentence
     assert "GO" in _cell(texts, "an.inserts_by_day(run)")
     assert "no_nf_number" in _cell(texts, "an.rejected_by_reason(run)")
+
+
+def test_notebook_stock_section_on_a_run_with_lots_divergences_and_justifications(pg_admin_url, template_url, tmp_path, monkeypatch):
+    url = clone_template(pg_admin_url)
+    try:
+        (run,) = scenario_runs(url, tmp_path / "runs", "stock_second_run_nothing")[:1]
+    finally:
+        drop_database(pg_admin_url, url)
+    monkeypatch.setenv("FATURAMENTO_RUN_DIR", str(run))
+    monkeypatch.delenv("FATURAMENTO_COMPARE_RUN_DIR", raising=False)
+    texts = _execute(tmp_path)
+    lots = _cell(texts, "an.lot_outcomes(run)")
+    # 8601 took lot LV; 8602 has nothing picked; 8603 sits on order PEDY's item (shipment 170).
+    assert "lot: chosen among candidates" in lots and "no lot: DIVERGENCIA_NF_EMBARQUE" in lots
+    assert "8602" in lots and "8603" in lots and "PEDY" in lots and "170" in lots
+    assert "movements_created" in lots and "nobody changed the rows" in lots
+    divergences = _cell(texts, "an.divergences_by_product(run)")
+    assert "A1" in divergences and "8601" in divergences and "LV" in divergences and "Separado" in divergences
+    assert "DIVERGENCIA_NF_EMBARQUE" in divergences and "[image]" in divergences

@@ -2,6 +2,7 @@
 
     loading   find runs (`resolve_run_dir`, `run_dirs`) and load one (`load_run` → `Run`)
     shaping   `Run` → small frames per section of the notebook (inserts, status, drift, …)
+    stock     `Run` → small frames for the stock stage (lots, NFs without a lot, justifications)
     charts    `show` and `bar` for the notebook
 
 `from faturamento_batch import analysis as an` gives all of them, as the notebook uses it.
@@ -21,6 +22,8 @@ from .loading import (
     RUN_ENV,
     Run,
     SEARCH_ROOTS,
+    STOCK_PART_SCHEMAS,
+    STOCK_PARTS,
     load_run,
     resolve_compare_dir,
     resolve_run_dir,
@@ -49,6 +52,16 @@ from .shaping import (
     top_drift_nfs,
     top_products,
 )
+from .stock import (
+    OUTCOMES,
+    divergences_by_product,
+    inconsistency_actions,
+    justification_rows,
+    lot_outcomes,
+    nfs_without_lot,
+    stock_left_alone,
+    stock_totals,
+)
 
 __all__ = [
     "CASCADE_COLUMNS",
@@ -56,23 +69,31 @@ __all__ = [
     "CHANGESET_PARTS",
     "COMPARE_ENV",
     "DELTA_COLUMNS",
+    "OUTCOMES",
     "PART_SCHEMAS",
     "RUN_ENV",
     "Run",
     "SEARCH_ROOTS",
+    "STOCK_PARTS",
+    "STOCK_PART_SCHEMAS",
     "bar",
     "cancellation_cascade",
     "cascade_totals",
     "compare_counts",
     "compare_timings",
+    "divergences_by_product",
     "drift_deltas",
     "drift_fields",
     "drift_totals",
+    "inconsistency_actions",
     "inserts_by_day",
     "inserts_by_uf",
+    "justification_rows",
     "load_run",
+    "lot_outcomes",
     "new_products",
     "nfs_to_reprocess",
+    "nfs_without_lot",
     "overview",
     "part_counts",
     "phase_timings",
@@ -84,6 +105,8 @@ __all__ = [
     "run_dirs",
     "show",
     "status_transitions",
+    "stock_left_alone",
+    "stock_totals",
     "top_customers",
     "top_drift_nfs",
     "top_products",

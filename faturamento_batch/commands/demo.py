@@ -3,9 +3,14 @@
 1. Generate a small realistic Odoo dataset (deterministic) and its next day.
 2. Serve day 1 from the replay server (a small Odoo) on a free local port.
 3. Sync it over JSON-RPC into a fresh `faturamento_demo` database of the
-   embedded PostgreSQL (a full run: no cursor yet).
-4. Switch the served data to day 2 (new NFs, cancellations, a reactivation,
-   drift, edited partners/products) and run an incremental sync.
+   embedded PostgreSQL (a full run: no cursor yet). Nothing is picked yet, so
+   the stock stage leaves every NF without a lot (SEM_LOTE).
+4. Play the logistics application: ship and pick part of day 1's orders
+   (`_SEED`), one of them short, one NF on another order's shipment.
+5. Switch the served data to day 2 (new NFs, cancellations, a reactivation,
+   drift, edited partners/products) and run an incremental sync: its stock
+   stage matches the picked NFs to their lots, writes the justification and
+   flags the divergence.
 Both summaries go to stderr; the artifacts land in ./runs.
 """
 
@@ -46,22 +51,40 @@ def _copy_dataset(src: Path, dst: Path) -> None:
         shutil.copyfile(file, dst / file.name)
 
 
-# What the logistics system would have done with day 1's NFs: picked, shipped and
-# moved stock for them, so that day 2's cancellations have something to cascade to.
+# What the logistics application does after day 1, when every NF is still SEM_LOTE
+# (nothing was picked yet): it picks and ships two in three of the orders (one lot per
+# order, separated as invoiced — except the first order, picked at half of its first
+# product), and one NF of the second order already sits on another order's shipment
+# item. Day 2's stock stage then matches those NFs to their lots (movements completed,
+# back to Lançado, inconsistencies resolved), writes one justification per short
+# product, flags the one divergence, and leaves new NFs without a lot.
 _SEED = (
-    "INSERT INTO embarques (numero, status, data_embarque, criado_em) VALUES (1, 'ativo', CURRENT_DATE, LOCALTIMESTAMP)",
-    """INSERT INTO movimentacao_estoque (cod_produto, nome_produto, data_movimentacao, tipo_movimentacao,
-         local_movimentacao, qtd_movimentacao, numero_nf, status_nf, criado_em, atualizado_em, criado_por, ativo)
-       SELECT cod_produto, nome_produto, data_fatura, 'SAIDA', 'CD', qtd_produto_faturado, numero_nf, 'FATURADO',
-              LOCALTIMESTAMP, LOCALTIMESTAMP, 'demo', true
-       FROM faturamento_produto WHERE status_nf = 'Lançado'""",
-    """INSERT INTO embarque_itens (embarque_id, cnpj_cliente, cliente, pedido, nota_fiscal, uf_destino, cidade_destino)
-       SELECT DISTINCT ON (numero_nf) (SELECT min(id) FROM embarques), cnpj_cliente, left(nome_cliente, 120),
-              coalesce(nullif(origem, ''), 'sem pedido'), numero_nf, coalesce(estado, 'SP'), coalesce(municipio, '?')
-       FROM faturamento_produto WHERE status_nf = 'Lançado' ORDER BY numero_nf""",
-    """INSERT INTO separacao (num_pedido, cnpj_cpf, cod_uf, cod_produto, numero_nf, sincronizado_nf, status)
-       SELECT origem, cnpj_cliente, coalesce(estado, 'SP'), cod_produto, numero_nf, true, 'FATURADO'
-       FROM faturamento_produto WHERE status_nf = 'Lançado'""",
+    """INSERT INTO embarques (numero, status, data_embarque, criado_em)
+       VALUES (1, 'ativo', CURRENT_DATE, LOCALTIMESTAMP), (2, 'ativo', CURRENT_DATE, LOCALTIMESTAMP)""",
+    """CREATE TEMPORARY TABLE demo_orders ON COMMIT DROP AS
+       SELECT origem, row_number() OVER (ORDER BY origem) AS k
+       FROM (SELECT DISTINCT origem FROM faturamento_produto WHERE status_nf = 'SEM_LOTE' AND origem <> '') AS o""",
+    "DELETE FROM demo_orders WHERE k % 3 = 0",
+    """INSERT INTO embarque_itens (embarque_id, separacao_lote_id, cnpj_cliente, cliente, pedido, uf_destino, cidade_destino)
+       SELECT DISTINCT ON (f.origem) (SELECT min(id) FROM embarques), 'LOTE-' || f.origem, f.cnpj_cliente,
+              left(f.nome_cliente, 120), f.origem, coalesce(f.estado, 'SP'), coalesce(f.municipio, '?')
+       FROM faturamento_produto AS f JOIN demo_orders USING (origem)
+       ORDER BY f.origem, f.numero_nf""",
+    """INSERT INTO separacao (separacao_lote_id, num_pedido, cnpj_cpf, cod_uf, cod_produto, nome_produto, qtd_saldo, status)
+       SELECT 'LOTE-' || f.origem, f.origem, f.cnpj_cliente, coalesce(f.estado, 'SP'), f.cod_produto, f.nome_produto,
+              CASE WHEN d.k = 1 AND f.cod_produto = lead.cod_produto THEN round(f.qtd_produto_faturado / 2, 3)
+                   ELSE f.qtd_produto_faturado END,
+              'ABERTO'
+       FROM faturamento_produto AS f
+       JOIN demo_orders AS d USING (origem)
+       JOIN (SELECT origem, min(cod_produto) AS cod_produto FROM faturamento_produto GROUP BY origem) AS lead USING (origem)""",
+    """INSERT INTO embarque_itens (embarque_id, separacao_lote_id, cnpj_cliente, cliente, pedido, nota_fiscal,
+                                   uf_destino, cidade_destino)
+       SELECT (SELECT max(id) FROM embarques), 'LOTE-OUTRO', f.cnpj_cliente, left(f.nome_cliente, 120), 'OUTRO-PEDIDO',
+              f.numero_nf, coalesce(f.estado, 'SP'), coalesce(f.municipio, '?')
+       FROM faturamento_produto AS f JOIN demo_orders AS d USING (origem)
+       WHERE d.k = 2
+       ORDER BY f.numero_nf LIMIT 1""",
 )
 
 
@@ -106,7 +129,11 @@ def run_demo(settings: Settings) -> int:
         _seed_logistics(url)
         _copy_dataset(day2, served)
         odoo.reload()
-        print("\n== day 2: incremental run after new NFs, cancellations, a reactivation and edits ==", file=sys.stderr)
+        print(
+            "\n== day 2: incremental run after new NFs, cancellations, a reactivation and edits;"
+            " part of day 1's orders picked and shipped meanwhile ==",
+            file=sys.stderr,
+        )
         print(_summary(run_sync(run)), file=sys.stderr)
     print(
         "\nInspect with `faturamento-batch runs show` (the latest run, from ./runs) or open "

@@ -42,13 +42,14 @@ class ExistingState:
     seconds: float = 0.0
 
 
-def read_frame(target: str | ConnInfo, query: str, what: str) -> pl.DataFrame:
-    """`query` read with connectorx into a frame; errors become `DatabaseError` about `what`, password masked."""
+def read_frame(target: str | ConnInfo, query: str, what: str = "the existing state", *, schema: pl.Schema | None = None) -> pl.DataFrame:
+    """`query` read with connectorx into a frame (of `schema` when given, empty frames too);
+    errors become `DatabaseError` about `what`, password masked."""
     import connectorx as cx
 
     info = conninfo(target)
     try:
-        return cx.read_sql(info.connectorx(), query, return_type="polars")
+        frame = cx.read_sql(info.connectorx(), query, return_type="polars")
     except BaseException as exc:  # connectorx raises pyo3 panics, which are BaseException
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
@@ -57,10 +58,8 @@ def read_frame(target: str | ConnInfo, query: str, what: str) -> pl.DataFrame:
         if denied:
             raise PermissionDenied(denied) from exc
         raise DatabaseError(f"reading {what} from `{info.describe()}` failed: {text.strip()[:500]}") from exc
-
-
-def _read(target: str | ConnInfo, query: str, schema: pl.Schema) -> pl.DataFrame:
-    frame = read_frame(target, query, "the existing state")
+    if schema is None:
+        return frame
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     return frame.select(schema.names()).cast(dict(schema), strict=False)  # type: ignore[arg-type]
@@ -92,7 +91,7 @@ def read_existing(url: str | ConnInfo, nfs: list[str], codes: list[str], *, full
             EXISTING_PRODUCT,
         )
     with ThreadPoolExecutor(max_workers=3) as pool:
-        jobs = {name: pool.submit(_read, url, query, schema) for name, (query, schema) in reads.items()}
+        jobs = {name: pool.submit(read_frame, url, query, schema=schema) for name, (query, schema) in reads.items()}
         got = {name: job.result() for name, job in jobs.items()}
     return ExistingState(
         lines=got.get("lines", pl.DataFrame(schema=EXISTING_LINE)),
