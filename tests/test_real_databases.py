@@ -32,6 +32,7 @@ from .dbutil import load_rows, read_table, snapshot
 
 SCENARIO = FIXTURES / "cancellation_cascade"
 SPEC = json.loads((SCENARIO / "scenario.json").read_text())
+SCENARIO_ARGS = SPEC["runs"][0].get("args", [])  # the scenario predates the stock stage: --no-stock
 PW = "p@ss:w/o?r#d% x"  # `@ : / ? # %` and a space
 _ids = itertools.count()
 
@@ -132,7 +133,7 @@ def run_forms_case(form: str, env: dict[str, str], schema: str, admin_url: str, 
     assert admin_rows(admin_url, database, "SELECT table_schema::text FROM information_schema.tables "
                       "WHERE table_name = 'faturamento_produto'") == [(schema,)]  # fmt: skip
     load_rows(form, SPEC["before"])
-    code = main(["sync", "--source", str(SCENARIO / "odoo"), "--database-url", form, "--artifacts-dir", str(runs)])
+    code = main(["sync", "--source", str(SCENARIO / "odoo"), *SCENARIO_ARGS, "--database-url", form, "--artifacts-dir", str(runs)])
     run_dir = next(runs.iterdir())
     assert code == 0, read_manifest(run_dir).get("error")
     check_scenario_tables(connectorx_url(form))
@@ -273,7 +274,7 @@ def _least_privilege(pg_admin_url: str, db_url: str, role: str, schema: str = "p
 
 def _sync(url: str, tmp_path: Path) -> tuple[int, dict]:
     runs = tmp_path / "runs"
-    code = main(["sync", "--source", str(SCENARIO / "odoo"), "--database-url", url, "--artifacts-dir", str(runs)])
+    code = main(["sync", "--source", str(SCENARIO / "odoo"), *SCENARIO_ARGS, "--database-url", url, "--artifacts-dir", str(runs)])
     return code, read_manifest(max(runs.iterdir(), key=lambda p: p.stat().st_mtime_ns))
 
 

@@ -18,7 +18,7 @@ from faturamento_batch.cli import main
 from faturamento_batch.db.connection import adbc_connect, conninfo, connectorx_url, with_session_options
 from faturamento_batch.db.read import read_frame
 
-from .test_real_databases import SCENARIO, SPEC, check_scenario_tables
+from .test_real_databases import SCENARIO, SCENARIO_ARGS, SPEC, check_scenario_tables
 from .dbutil import load_rows
 from .tls_server import CLIENT_CERT_DB, SUPERUSER_PASSWORD
 
@@ -80,7 +80,7 @@ def test_tls_forms_run_init_db_sync_and_runs_list_over_tls_on_both_drivers(name,
     runs = tmp_path / "runs"
     assert main(["init-db", "--database-url", form]) == 0
     load_rows(form, SPEC["before"])
-    code = main(["sync", "--source", str(SCENARIO / "odoo"), "--database-url", form, "--artifacts-dir", str(runs)])
+    code = main(["sync", "--source", str(SCENARIO / "odoo"), *SCENARIO_ARGS, "--database-url", form, "--artifacts-dir", str(runs)])
     run_dir = next(runs.iterdir())
     assert code == 0, read_manifest(run_dir).get("error")
     check_scenario_tables(connectorx_url(form))
