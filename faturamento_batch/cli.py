@@ -1,7 +1,9 @@
 """The `faturamento-batch` command: parses arguments, calls the library, maps errors to exit codes.
 
 Exit codes: 0 done (also "nothing changed"), 1 run failed and nothing was
-written, 2 usage/configuration error, 3 another run holds the lock.
+written (fix something first), 2 usage/configuration error, 3 another run holds
+the lock, 75 (EX_TEMPFAIL) run failed, nothing was written, retry later as it is
+(Odoo or PostgreSQL unreachable, deadlock, lock or statement timeout).
 """
 
 from __future__ import annotations
@@ -180,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return commands.dispatch(args, settings)
     except FaturamentoError as exc:
         message = settings.scrub(str(exc)) if settings else redact(str(exc))
-        log.error("%s", message, extra={"fields": {"error_type": type(exc).__name__, "exit_code": exc.exit_code}})
+        fields = {"error_type": type(exc).__name__, "exit_code": exc.exit_code}
+        if getattr(exc, "sqlstate", None):
+            fields["sqlstate"] = exc.sqlstate
+        log.error("%s", message, extra={"fields": fields})
         return exc.exit_code
     except KeyboardInterrupt:
         log.error("interrupted; nothing was committed by this run")

@@ -6,6 +6,7 @@ summary, and this module assembles the manifest from them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import secrets
@@ -92,7 +93,10 @@ def _lock(writer: Writer, settings: Settings, url: str):
 
 
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
-    """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then."""
+    """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then.
+
+    The raised exception carries the failed run's manifest as `exc.manifest`.
+    """
     run_id = new_run_id()
     run_dir = settings.artifacts_dir / run_id
     clock = _Clock()
@@ -199,6 +203,12 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         prefix = "" if isinstance(exc, FaturamentoError) else "internal error: "
         manifest["error"] = settings.scrub(f"{prefix}{exc}")
         manifest["error_type"] = type(exc).__name__
+        manifest["exit_code"] = exc.exit_code if isinstance(exc, FaturamentoError) else 1
+        if getattr(exc, "sqlstate", None):
+            manifest["sqlstate"] = exc.sqlstate
+        # The CLI writes the metrics of failed runs too; the finally below completes this dict.
+        with contextlib.suppress(AttributeError):
+            exc.manifest = manifest  # type: ignore[attr-defined]
         raise
     finally:
         if writer is not None:

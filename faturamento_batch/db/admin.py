@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import DatabaseError
+from ..errors import database_error
 from ..settings import redact
 from .connection import adbc_connect
 from .schema import ddl_statements
@@ -18,7 +18,7 @@ def init_db(url: str) -> int:
                 cur.execute(ddl)
         conn.commit()
     except Exception as exc:
-        raise DatabaseError(f"creating the schema at `{redact(url)}` failed: {redact(str(exc))[:800]}") from exc
+        raise database_error(f"creating the schema at `{redact(url)}` failed: {redact(str(exc))[:800]}", exc) from exc
     finally:
         conn.close()
     return len(statements)

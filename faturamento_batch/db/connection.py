@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from ..errors import DatabaseError
+from ..errors import DatabasePermanentError, database_error
 from ..settings import Settings, redact
 from .embedded import embedded_url
 
@@ -24,7 +24,7 @@ def database_url(settings: Settings) -> str:
         if url.startswith("postgresql+"):  # SQLAlchemy-style driver suffix
             url = "postgresql://" + url.split("://", 1)[1]
         if not url.startswith("postgresql://"):
-            raise DatabaseError(f"`FATURAMENTO_DATABASE_URL` must start with postgresql:// (got `{redact(url)}`)")
+            raise DatabasePermanentError(f"`FATURAMENTO_DATABASE_URL` must start with postgresql:// (got `{redact(url)}`)")
         return url
     return embedded_url(settings.pgdata)
 
@@ -47,10 +47,12 @@ def with_session_options(url: str, statement_timeout_s: float = 0) -> str:
 
 
 def adbc_connect(url: str, autocommit: bool = False):
-    """An ADBC DBAPI connection; errors become `DatabaseError` with the URL redacted."""
+    """An ADBC DBAPI connection; errors become a transient (unreachable) or permanent
+    (refused: unknown database, role, password) `DatabaseError` with the URL redacted."""
     import adbc_driver_postgresql.dbapi as adbc
 
     try:
         return adbc.connect(url, autocommit=autocommit)
     except Exception as exc:
-        raise DatabaseError(f"cannot connect to PostgreSQL at `{redact(url)}`: {redact(str(exc))}") from exc
+        message = f"cannot connect to PostgreSQL at `{redact(url)}`: {redact(str(exc)).strip()}"
+        raise database_error(message, exc, connecting=True) from exc

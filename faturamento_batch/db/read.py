@@ -17,11 +17,15 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..errors import DatabaseError
+from ..errors import DatabasePermanentError, DatabaseTransientError
 from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
 from ..settings import redact
 
 _HEX = re.compile(r"^[0-9a-f]*$")
+# connectorx raises a bare RuntimeError with no SQLSTATE; these texts are the
+# connection-level failures (unreachable, dropped or terminated), worth a retry later.
+_CX_CONNECTION_LOST = ("error connecting to server", "timed out waiting for connection", "connection closed",
+                       "terminating connection", "Connection reset", "Connection refused")  # fmt: skip
 
 
 def text_list_sql(values: list[str]) -> str:
@@ -46,7 +50,9 @@ def _read(url: str, query: str, schema: pl.Schema, **kwargs) -> pl.DataFrame:
     try:
         frame = cx.read_sql(url, query, return_type="polars", **kwargs)
     except Exception as exc:
-        raise DatabaseError(f"reading the existing state from `{redact(url)}` failed: {redact(str(exc))[:500]}") from exc
+        text = str(exc)
+        cls = DatabaseTransientError if any(t in text for t in _CX_CONNECTION_LOST) else DatabasePermanentError
+        raise cls(f"reading the existing state from `{redact(url)}` failed: {redact(text)[:500]}") from exc
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     return frame.select(schema.names()).cast(dict(schema), strict=False)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..diff import ChangeSet
-from ..errors import DatabaseError
+from ..errors import database_error
 from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUCT
 from ..settings import redact
 
@@ -152,7 +152,7 @@ class Writer:
         try:
             self.cur.execute(sql, params)
         except Exception as exc:
-            raise DatabaseError(f"PostgreSQL refused a write: {redact(str(exc)).strip()[:800]}") from exc
+            raise database_error(f"PostgreSQL refused a write: {redact(str(exc)).strip()[:800]}", exc) from exc
 
     def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool) -> int:
         self.statements += 1
@@ -160,7 +160,7 @@ class Writer:
             mode = "create" if temporary else "append"
             return self.cur.adbc_ingest(table, to_arrow(frame), mode=mode, temporary=temporary)
         except Exception as exc:
-            raise DatabaseError(f"bulk load into `{table}` failed: {redact(str(exc)).strip()[:800]}") from exc
+            raise database_error(f"bulk load into `{table}` failed: {redact(str(exc)).strip()[:800]}", exc) from exc
 
     def rowcount(self) -> int:
         """The count a `WITH … SELECT count(*)` statement returned."""
@@ -172,7 +172,7 @@ class Writer:
         try:
             self.conn.commit()
         except Exception as exc:
-            raise DatabaseError(f"PostgreSQL refused to commit: {redact(str(exc)).strip()[:800]}") from exc
+            raise database_error(f"PostgreSQL refused to commit: {redact(str(exc)).strip()[:800]}", exc) from exc
 
     def close(self) -> None:
         try:
