@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--job", help="job name: its own cursor and lock (default faturamento)")
     p.add_argument("--statement-timeout", type=float, metavar="SECONDS",
                    help="cancel any single SQL statement running longer (default 900; 0 = no limit)")
+    p.add_argument("--metrics-file", type=Path, metavar="PATH",
+                   help="after every run (also a failed one) write Prometheus metrics here, for node_exporter's "
+                        "textfile collector (default FATURAMENTO_METRICS_FILE)")
 
     p = sub.add_parser("runs", help="recent runs and their manifests")
     _runs_options(p)  # `runs` alone is `runs list`
@@ -163,6 +166,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
         wait_seconds=get("wait"),
         job=get("job"),
         statement_timeout=get("statement_timeout"),
+        metrics_file=get("metrics_file"),
         **extra,
     )
 

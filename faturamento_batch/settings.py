@@ -50,6 +50,7 @@ class Settings:
     max_reject_ratio: float = 0.05
     wait_seconds: float = 0.0
     statement_timeout: float = 900.0  # seconds one SQL statement may run; 0 = no limit
+    metrics_file: Path | None = None  # Prometheus textfile-collector file written after every run
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -90,6 +91,8 @@ def env_settings(**overrides) -> Settings:
     }
     if env.get("FATURAMENTO_STATE_DIR"):
         values["state_dir"] = Path(env["FATURAMENTO_STATE_DIR"])
+    if env.get("FATURAMENTO_METRICS_FILE"):
+        values["metrics_file"] = Path(env["FATURAMENTO_METRICS_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if not 0 <= settings.max_reject_ratio <= 1:
