@@ -96,9 +96,10 @@ def _samples(manifest: dict, previous: dict[str, float]) -> dict[str, list[tuple
     out["consecutive_failures"].append(({}, failures))
     out["run_duration_seconds"] = [({"phase": p}, float(s)) for p, s in manifest.get("timings", {}).items()]
     rows = [({"part": p}, float(n)) for p, n in manifest.get("counts", {}).items() if isinstance(n, (int, float))]
-    stock = manifest.get("stock") or {}
-    stock_counts = stock.get("counts", stock) if isinstance(stock, dict) else {}
-    rows += [({"part": f"stock_{p}"}, float(n)) for p, n in stock_counts.items() if isinstance(n, (int, float))]
+    stock = manifest.get("stock") if isinstance(manifest.get("stock"), dict) else {}
+    # The stock stage's NF counts (nfs_processed, nfs_with_lot, …) and its parts (planned or written).
+    stock_rows = {k: v for k, v in stock.items() if k.startswith("nfs_")} | (stock.get("counts") or {})
+    rows += [({"part": f"stock_{p}"}, float(n)) for p, n in stock_rows.items() if isinstance(n, (int, float))]
     out["rows"] = rows
     for key, n in (manifest.get("written") or {}).items():
         table, _, action = key.rpartition(".")

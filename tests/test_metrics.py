@@ -117,12 +117,12 @@ def test_the_file_is_replaced_atomically(db_url, tmp_path):
 def test_stock_parts_and_label_escaping():
     manifest = {
         "job": 'fat "a"\\b', "status": "success", "finished_at": "2026-01-05T10:00:00",
-        "counts": {"inserts": 3}, "stock": {"counts": {"assignments": 2, "item_links": 1}},
+        "counts": {"inserts": 3}, "stock": {"nfs_processed": 4, "reads": 5, "counts": {"movements_created": 2, "items_linked": 1}},
         "written": {"embarque_itens.link": 1},
     }  # fmt: skip
     families = {f.name: f for f in text_string_to_metric_families(render(manifest))}
     rows = {s.labels["part"]: s.value for s in families[f"{PREFIX}_rows"].samples}
-    assert rows == {"inserts": 3, "stock_assignments": 2, "stock_item_links": 1}
+    assert rows == {"inserts": 3, "stock_nfs_processed": 4, "stock_movements_created": 2, "stock_items_linked": 1}
     assert {s.labels["job"] for s in families[f"{PREFIX}_rows"].samples} == {'fat "a"\\b'}
     written = families[f"{PREFIX}_rows_written"].samples[0]
     assert (written.labels["table"], written.labels["action"], written.value) == ("embarque_itens", "link", 1)
