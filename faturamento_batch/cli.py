@@ -78,6 +78,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job", help="job name: its own cursor and lock (default faturamento)")
     p.add_argument("--statement-timeout", type=float, metavar="SECONDS",
                    help="cancel any single SQL statement running longer (default 900; 0 = no limit)")
+    p.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                   help="give up a row or table lock the logistics application holds after this long (default 10; 0 = wait)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap-minutes", type=float, help="re-read this much before the cursor (default 10)")
     p.add_argument("--max-reject-ratio", type=float, help="abort when more lines than this are rejected (default 0.05)")
     _run_options(p)
+    p.add_argument("--write-retries", type=int, metavar="N",
+                   help="retry the write transaction this often after a lock timeout, deadlock or serialization "
+                        "failure, then exit 75 (default 3)")
     p.add_argument("--metrics-file", type=Path, metavar="PATH",
                    help="after every run (also a failed one) write Prometheus metrics here, for node_exporter's "
                         "textfile collector (default FATURAMENTO_METRICS_FILE)")
@@ -179,6 +184,8 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
         wait_seconds=get("wait"),
         job=get("job"),
         statement_timeout=get("statement_timeout"),
+        lock_timeout=get("lock_timeout"),
+        write_retries=get("write_retries"),
         metrics_file=get("metrics_file"),
         stock=False if get("no_stock") else None,
         stock_nfs=tuple(parse_nfs(get("nfs"))) if get("nfs") is not None else None,

@@ -32,14 +32,18 @@ def database_url(settings: Settings) -> str:
 APPLICATION_NAME = "faturamento_batch"
 
 
-def with_session_options(url: str, statement_timeout_s: float = 0) -> str:
-    """`url` plus libpq parameters naming the job (pg_stat_activity) and bounding each statement.
+def with_session_options(url: str, statement_timeout_s: float = 0, lock_timeout_s: float = 0) -> str:
+    """`url` plus libpq parameters naming the job (pg_stat_activity), bounding each statement
+    and each wait for a lock (so the logistics application's users never wait on the job
+    longer than `lock_timeout_s`: the job gives up the lock instead, SQLSTATE 55P03).
 
     Passed in the connection string, they cost no extra statement per run.
     """
     params = {"application_name": APPLICATION_NAME}
-    if statement_timeout_s > 0:
-        params["options"] = f"-c statement_timeout={int(statement_timeout_s * 1000)}"
+    options = [f"-c {name}={int(seconds * 1000)}" for name, seconds in
+               (("statement_timeout", statement_timeout_s), ("lock_timeout", lock_timeout_s)) if seconds > 0]  # fmt: skip
+    if options:
+        params["options"] = " ".join(options)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     query.update({k: v for k, v in params.items() if k not in query})
