@@ -44,9 +44,22 @@ def _sync(db_url: str, tmp_path: Path, ds: Path, *extra: str) -> tuple[int, dict
     return code, read_manifest(latest)
 
 
-def _job_waits_for_a_lock(db_url: str) -> bool:
-    return scalar(db_url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'faturamento_batch' "
-                          "AND wait_event_type = 'Lock' AND datname = current_database()") > 0  # fmt: skip
+class Watcher:
+    """One autocommit connection polling whether the job waits for a lock (a new connection per
+    poll is too slow on a loaded machine: ADBC's connect alone can outlast a lock timeout)."""
+
+    def __init__(self, db_url: str):
+        self.conn = adbc_connect(db_url, autocommit=True)
+        self.cur = self.conn.cursor()
+
+    def job_waits_for_a_lock(self) -> bool:
+        self.cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'faturamento_batch' "
+                         "AND wait_event_type = 'Lock' AND datname = current_database()")  # fmt: skip
+        return self.cur.fetchone()[0] > 0
+
+    def close(self) -> None:
+        self.cur.close()
+        self.conn.close()
 
 
 class Holder:
@@ -68,29 +81,30 @@ class Holder:
 
 @pytest.mark.parametrize("table", sorted(HOLD))
 def test_lock_released_after_the_first_timeout_the_retry_succeeds(table, day2, db_url, tmp_path):
-    holder = Holder(db_url, table)
-    seen = {"waited": False, "released_at": None}
+    holder, watcher = Holder(db_url, table), Watcher(db_url)  # --lock-timeout 1 below overrides COMMON's 0.3
+    seen = {"waited": False, "waited_seconds": None}
 
     def release_after_the_first_timeout():
-        deadline = time.monotonic() + 30
-        while not _job_waits_for_a_lock(db_url) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while not watcher.job_waits_for_a_lock() and time.monotonic() < deadline:
             time.sleep(0.01)
-        seen["waited"] = True
+        seen["waited"] = time.monotonic() < deadline
         started = time.monotonic()
-        while _job_waits_for_a_lock(db_url) and time.monotonic() < deadline:
+        while watcher.job_waits_for_a_lock() and time.monotonic() < deadline:
             time.sleep(0.01)  # the job gives up after --lock-timeout and rolls back
         seen["waited_seconds"] = time.monotonic() - started
-        holder.release()
+        holder.release()  # before the retry: the backoff is at least 0.25 s
 
-    watcher = threading.Thread(target=release_after_the_first_timeout)
-    watcher.start()
+    thread = threading.Thread(target=release_after_the_first_timeout)
+    thread.start()
     try:
-        code, manifest = _sync(db_url, tmp_path, day2)
+        code, manifest = _sync(db_url, tmp_path, day2, "--lock-timeout", "1")
     finally:
-        watcher.join()
+        thread.join()
         holder.close()
+        watcher.close()
     assert code == 0 and manifest["status"] == "success"
-    assert seen["waited"] and seen["waited_seconds"] < 0.3 + 0.5  # never waited much past --lock-timeout
+    assert seen["waited"] and seen["waited_seconds"] < 1 + 0.5  # never waited much past --lock-timeout
     assert manifest["write_attempts"] == 2
     assert [(r["attempt"], r["sqlstate"]) for r in manifest["write_retries"]] == [(1, "55P03")]
     # The retry wrote everything: statuses, the cascade to the held row, one run record.
