@@ -39,12 +39,13 @@ def make_scenario(url: str, root: Path) -> tuple[Path, Path]:
     Stock, shipment and picking rows then point at 100001 and 100002.
     Day 2 (incremental): 100001 and 100002 cancelled, 100003 posted again, price 10.50
     (drift), new NFs 100011–100012, and Odoo lines 10, 20, 30 with quantity 0 (rejected).
+    The import alone (`--no-stock`): these runs are about the ChangeSet's parts.
     """
     runs = root / "runs"
     day1 = build_dataset(root / "day1", moves=10, cancelled={3})
     day2 = build_dataset(root / "day2", moves=12, cancelled={1, 2}, price=10.5, bad_quantity_every=10,
                          write_date="2026-01-06 10:00:00")  # fmt: skip
-    code, first = sync(url, runs, day1)
+    code, first = sync(url, runs, day1, "--no-stock")
     assert code == 0
     load_rows(url, {
         "embarques": [{"id": 1, "numero": 1}],
@@ -53,7 +54,7 @@ def make_scenario(url: str, root: Path) -> tuple[Path, Path]:
         "embarque_itens": [{"embarque_id": 1, "nota_fiscal": "100001"}],
         "separacao": [{"numero_nf": "100002", "sincronizado_nf": True}],
     })  # fmt: skip
-    code, second = sync(url, runs, day2, "--max-reject-ratio", "1")
+    code, second = sync(url, runs, day2, "--max-reject-ratio", "1", "--no-stock")
     assert code == 0
     return first, second
 
@@ -65,7 +66,7 @@ def runs(pg_admin_url, template_url, tmp_path_factory) -> dict[str, an.Run]:
     urls = [clone_template(pg_admin_url), clone_template(pg_admin_url)]
     try:
         day1, day2 = make_scenario(urls[0], root / "scenario")
-        code, smoke = sync(urls[1], root / "smoke" / "runs", SMOKE, "--max-reject-ratio", "1")
+        code, smoke = sync(urls[1], root / "smoke" / "runs", SMOKE, "--max-reject-ratio", "1", "--no-stock")
         assert code == 0
     finally:
         for url in urls:
@@ -114,10 +115,11 @@ def test_status_transitions_and_cancellation_cascade(runs):
         ("Cancelado → Lançado", "Cancelado", "Lançado", 3, 1),
     ]
     cascade = an.cancellation_cascade(day2)
-    assert cascade.columns == ["numero_nf", "stock_movements", "shipment_items", "separations", "consolidations"]
-    assert cascade.rows() == [("100001", 2, 1, 0, 1), ("100002", 1, 0, 1, 1)]
+    assert cascade.columns == ["numero_nf", "stock_movements", "shipment_items", "separations", "inconsistencies",
+                               "consolidations"]  # fmt: skip
+    assert cascade.rows() == [("100001", 2, 1, 0, 0, 1), ("100002", 1, 0, 1, 0, 1)]  # --no-stock: no inconsistencies
     assert an.cascade_totals(day2).rows() == [
-        ("stock_movements", 3), ("shipment_items", 1), ("separations", 1), ("consolidations", 2)
+        ("stock_movements", 3), ("shipment_items", 1), ("separations", 1), ("inconsistencies", 0), ("consolidations", 2)
     ]  # fmt: skip
 
 
@@ -242,8 +244,9 @@ def test_show_and_bar(runs, capsys):
     assert "Lançado → Cancelado" in capsys.readouterr().out
 
     ax = an.bar(an.cascade_totals(day2), "touched", "rows", title="cascade", horizontal=True)
-    assert [round(p.get_width()) for p in ax.patches] == [3, 1, 1, 2]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["stock_movements", "shipment_items", "separations", "consolidations"]
+    assert [round(p.get_width()) for p in ax.patches] == [3, 1, 1, 0, 2]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["stock_movements", "shipment_items", "separations",
+                                                             "inconsistencies", "consolidations"]  # fmt: skip
     counts = an.compare_counts(day2, runs["day1"])
     ax = an.bar(counts, "part", counts.columns[1:3])
     assert len(ax.patches) == 2 * len(an.CHANGESET_PARTS)

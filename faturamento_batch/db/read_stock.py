@@ -28,7 +28,9 @@ from ..schemas import (
     STOCK_OPEN_INCONSISTENCY,
     STOCK_SEPARATION,
 )
+from ..errors import ConfigError, DatabaseError
 from .read import read_frame, text_list_sql
+from .schema import STOCK_TABLES
 
 WHAT = "the stock state"
 
@@ -38,15 +40,23 @@ _CANDIDATE_ITEM = """i.status = 'ativo' AND i.separacao_lote_id IS NOT NULL
     AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '' OR i.nota_fiscal IN (SELECT numero_nf FROM freed))
     AND EXISTS (SELECT 1 FROM embarques e WHERE e.id = i.embarque_id AND e.status = 'ativo')"""
 
-_PENDING = f"""SELECT f.numero_nf FROM faturamento_produto f
-  WHERE f.status_nf = 'SEM_LOTE' AND f.origem <> ''
-    AND EXISTS (SELECT 1 FROM embarque_itens i WHERE i.pedido = f.origem AND {_CANDIDATE_ITEM})"""
+# The SEM_LOTE NFs first (the partial index), then one probe of their order's items each
+# (the index on `pedido`). `OFFSET 0` keeps the EXISTS a per-NF probe: flattened into a
+# join, a planner without fresh statistics has been seen to scan every SEM_LOTE line once
+# per shipment item (seconds for a few thousand NFs).
+_PENDING = f"""SELECT s.numero_nf FROM sem_lote s
+  WHERE EXISTS (SELECT 1 FROM embarque_itens i WHERE i.pedido = s.origem AND {_CANDIDATE_ITEM} OFFSET 0)"""
+_SEM_LOTE = """sem_lote AS MATERIALIZED (SELECT DISTINCT numero_nf, origem FROM faturamento_produto
+  WHERE status_nf = 'SEM_LOTE' AND origem <> ''),"""
 
 _CATCH_UP = """SELECT f.numero_nf FROM faturamento_produto f
   WHERE f.status_nf IN ('Lançado', 'SEM_LOTE')
     AND NOT EXISTS (SELECT 1 FROM movimentacao_estoque m WHERE m.numero_nf = f.numero_nf
                     AND m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false)"""
 
+# Costs nothing (a one-time false filter), but names the stock module's tables, so a
+# database without them fails at the stage's first read, whatever the run holds.
+_MODULE_PRESENT = " AND ".join(f"NOT EXISTS (SELECT FROM {t.name} WHERE false)" for t in STOCK_TABLES)
 _LINE_COLUMNS = ", ".join(f"f.{c}" for c in STOCK_NF_LINE.names())  # names from our own schema
 
 # Lots of the run's orders: every lot the stage can choose is the lot of one of their items.
@@ -73,15 +83,17 @@ FROM separacao s JOIN lots ON s.separacao_lote_id = lots.separacao_lote_id AND s
 _NF_STATE = f"""
 WITH nfs(v) AS ({{nfs}}), orders(v) AS ({{orders}}), {_LOTS}
 SELECT 'movement' AS kind, m.id, m.numero_nf, m.cod_produto, m.separacao_lote_id, m.codigo_embarque,
-       NULL::text AS tipo
+       NULL::text AS tipo, NULL::text AS num_pedido, NULL::numeric(15, 3) AS qtd_faturada,
+       NULL::text AS observacao_resolucao
 FROM movimentacao_estoque m JOIN nfs ON m.numero_nf = nfs.v
 WHERE m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false
 UNION ALL
-SELECT 'inconsistency', c.id, c.numero_nf, NULL, NULL, NULL, c.tipo
+SELECT 'inconsistency', c.id, c.numero_nf, c.cod_produto, NULL, NULL, c.tipo, c.num_pedido, c.qtd_faturada,
+       c.observacao_resolucao
 FROM inconsistencia_faturamento c JOIN nfs ON c.numero_nf = nfs.v
 WHERE c.resolvida IS NOT TRUE
 UNION ALL
-SELECT 'justification', NULL, j.numero_nf, j.cod_produto, j.separacao_lote_id, NULL, NULL
+SELECT 'justification', NULL, j.numero_nf, j.cod_produto, j.separacao_lote_id, NULL, NULL, NULL, NULL, NULL
 FROM faturamento_parcial_justificativa j
 JOIN (SELECT DISTINCT separacao_lote_id FROM lots) l ON j.separacao_lote_id = l.separacao_lote_id
 JOIN nfs ON j.numero_nf = nfs.v
@@ -95,6 +107,9 @@ _NF_STATE_SCHEMA = pl.Schema(
         "separacao_lote_id": pl.String,
         "codigo_embarque": pl.Int64,
         "tipo": pl.String,
+        "num_pedido": pl.String,
+        "qtd_faturada": STOCK_OPEN_INCONSISTENCY["qtd_faturada"],
+        "observacao_resolucao": pl.String,
     }
 )
 
@@ -109,9 +124,10 @@ def candidate_lines_sql(*, pending: bool, catch_up: bool, listed: list[str], can
     union = "\n  UNION\n  ".join(sources)
     return f"""
 WITH freed(numero_nf) AS ({text_list_sql(cancelled)}),
-listed(numero_nf) AS ({text_list_sql(listed)}),
+listed(numero_nf) AS ({text_list_sql(listed)}),{_SEM_LOTE if pending else ""}
 nfs AS ({union})
 SELECT {_LINE_COLUMNS} FROM faturamento_produto f JOIN nfs ON nfs.numero_nf = f.numero_nf
+WHERE {_MODULE_PRESENT}
 """
 
 
@@ -130,7 +146,16 @@ def read_candidate_lines(
     (their items count as freed when looking for candidate items)."""
     started = time.perf_counter()
     query = candidate_lines_sql(pending=pending, catch_up=catch_up, listed=list(listed or []), cancelled=list(cancelled or []))
-    lines = read_frame(url, query, STOCK_NF_LINE, WHAT)
+    try:
+        lines = read_frame(url, query, STOCK_NF_LINE, WHAT)
+    except DatabaseError as exc:
+        missing = [t.name for t in STOCK_TABLES if f'"{t.name}" does not exist' in str(exc)]
+        if not missing:
+            raise
+        raise ConfigError(
+            f"the database has no `{missing[0]}` table (the stock module): run `faturamento-batch init-db`, "
+            "or skip the stock stage with `--no-stock`"
+        ) from exc
     return CandidateLines(lines, statements=1, seconds=time.perf_counter() - started)
 
 

@@ -80,7 +80,7 @@ WITH upd AS (
 UPDATE separacao AS t SET
   numero_nf = s.numero_nf, sincronizado_nf = true, data_sincronizacao = $1::timestamp, status = 'FATURADO'
 FROM _fb_stock_separation_links AS s
-WHERE t.id = s.id AND t.sincronizado_nf IS NOT TRUE AND t.separacao_lote_id = s.separacao_lote_id
+WHERE t.id = s.id AND t.sincronizado_nf = false AND t.separacao_lote_id = s.separacao_lote_id
 RETURNING 1)
 SELECT count(*) FROM upd
 """
