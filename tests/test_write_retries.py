@@ -25,9 +25,7 @@ HOLD = {
     "embarque_itens": "SELECT id FROM embarque_itens WHERE nota_fiscal = $1 FOR UPDATE",
     "faturamento_produto": "SELECT id FROM faturamento_produto WHERE numero_nf = $1 FOR UPDATE",
 }
-# The stock stage is left out (`--no-stock`): on the merged stock-io WIP it fails every run
-# before writing; the cascade's UPDATE of embarque_itens is the application's table either way.
-COMMON = ["--no-stock", "--lock-timeout", "0.3"]
+COMMON = ["--lock-timeout", "0.3"]
 
 
 @pytest.fixture
