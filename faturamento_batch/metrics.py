@@ -44,6 +44,11 @@ def _escape(value: object) -> str:
     return str(value).replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
 
 
+def _number(value: float) -> str:
+    """Integers without a fraction, others in Python's shortest round-trip form (0.9288, not 0.92879999…)."""
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
 def _epoch(value) -> float | None:
     """A manifest timestamp (naive UTC datetime or its ISO text) as Unix seconds."""
     if value is None:
@@ -124,7 +129,7 @@ def render(manifest: dict, previous: dict[str, float] | None = None) -> str:
         lines += [f"# HELP {metric} {HELP[name]}", f"# TYPE {metric} gauge"]
         for labels, value in samples:
             text = ",".join(f'{k}="{_escape(v)}"' for k, v in {"job": job, **labels}.items())
-            lines.append(f"{metric}{{{text}}} {value:.17g}")
+            lines.append(f"{metric}{{{text}}} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 
