@@ -108,10 +108,12 @@ TRANSIENT_SQLSTATES = {
 }
 # Transient ones the write transaction retries by itself (the others need a new connection).
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
-# What libpq says at connect time when the server answered and refused; the driver gives
-# no SQLSTATE before a session exists, so this is the one place a message is read.
+# What libpq says at connect time when the server answered and refused, or the URL itself
+# is wrong (libpq reports both with the same IO status as an unreachable server). The
+# driver gives no SQLSTATE before a session exists, so this is the one place a message is read.
 _REFUSED_AT_CONNECT = ("does not exist", "password authentication failed", "no pg_hba.conf entry",
-                       "permission denied", "invalid connection option", "invalid URI")  # fmt: skip
+                       "permission denied", "invalid", "missing \"=\"", "end of string reached",
+                       "unrecognized")  # fmt: skip
 
 
 def is_transient_sqlstate(sqlstate: str | None) -> bool:

@@ -159,6 +159,9 @@ class _DriverError(Exception):
         (_DriverError("Connection refused", None, "IO"), True, DatabaseTransientError),
         (_DriverError('FATAL:  role "bob" does not exist', None, "IO"), True, DatabasePermanentError),
         (_DriverError("FATAL:  password authentication failed for user", None, "IO"), True, DatabasePermanentError),
+        (_DriverError('Failed to connect: invalid port number: "99999"', None, "IO"), True, DatabasePermanentError),
+        (_DriverError('invalid URI query parameter: "foo"', None, "IO"), True, DatabasePermanentError),
+        (_DriverError('could not translate host name "db" to address', None, "IO"), True, DatabaseTransientError),
         (_DriverError("bad value", None, "INVALID_ARGUMENT"), False, DatabasePermanentError),
     ],
 )
@@ -166,3 +169,12 @@ def test_classification_table(cause, connecting, expected):
     error = database_error("m", cause, connecting=connecting)
     assert type(error) is expected
     assert error.exit_code == (EX_TEMPFAIL if expected is DatabaseTransientError else 1)
+
+
+def test_malformed_database_url_exits_1_not_75(tmp_path, capsys):
+    """libpq reports a bad URL with the same IO status as an unreachable server; retrying it is useless."""
+    ds = build_dataset(tmp_path / "odoo", moves=1)
+    code = sync("postgresql://fb@127.0.0.1:99999/faturamento", tmp_path / "runs", "--source", str(ds))
+    assert code == 1
+    assert "invalid port number" in capsys.readouterr().err
+    assert latest_manifest(tmp_path / "runs")["error_type"] == "DatabasePermanentError"
