@@ -156,3 +156,36 @@ def test_bad_retry_settings_are_usage_errors(db_url, tmp_path, capsys):
         code = main(["sync", "--source", str(ds), "--database-url", db_url, "--artifacts-dir", str(tmp_path / "runs"), flag, value])
         assert code == 2
         assert f"`{flag}`" in capsys.readouterr().err
+
+
+def test_a_real_deadlock_with_the_application_is_retried(day2, db_url, tmp_path):
+    """The application locks a shipment item, the run updates the NF's lines and then waits for
+    that item, the application then asks for one of those lines: PostgreSQL's deadlock detector
+    aborts the run's transaction (it waited first, so its check runs first); the retry succeeds."""
+    holder, watcher = Holder(db_url, "embarque_itens"), Watcher(db_url)
+    outcome: dict = {}
+
+    def close_the_cycle():
+        deadline = time.monotonic() + 60
+        while not watcher.job_waits_for_a_lock() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        try:  # blocks on the line the run updated, until the run is chosen as the victim
+            holder.cur.execute(HOLD["faturamento_produto"], (CANCELLED[0],))
+            outcome["holder_got"] = len(holder.cur.fetchall())
+        except Exception as exc:  # had PostgreSQL picked the application instead
+            outcome["holder_error"] = getattr(exc, "sqlstate", None)
+        holder.release()
+
+    thread = threading.Thread(target=close_the_cycle)
+    thread.start()
+    try:
+        code, manifest = _sync(db_url, tmp_path, day2, "--lock-timeout", "10")
+    finally:
+        thread.join()
+        holder.close()
+        watcher.close()
+    assert outcome == {"holder_got": 3}  # the application's transaction went through
+    assert code == 0 and manifest["write_attempts"] == 2
+    assert [(r["attempt"], r["sqlstate"]) for r in manifest["write_retries"]] == [(1, "40P01")]
+    assert scalar(db_url, "SELECT count(*) FROM faturamento_produto WHERE status_nf = 'Cancelado'") == 6
+    assert read_table(db_url, "embarque_itens", ["nota_fiscal"])["nota_fiscal"].null_count() == 2
