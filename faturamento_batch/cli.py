@@ -1,7 +1,9 @@
 """The `faturamento-batch` command: parses arguments, calls the library, maps errors to exit codes.
 
 Exit codes: 0 done (also "nothing changed"), 1 run failed and nothing was
-written, 2 usage/configuration error, 3 another run holds the lock.
+written (fix something first), 2 usage/configuration error, 3 another run holds
+the lock, 75 (EX_TEMPFAIL) run failed, nothing was written, retry later as it is
+(Odoo or PostgreSQL unreachable, deadlock, lock or statement timeout).
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job", help="job name: its own cursor and lock (default faturamento)")
     p.add_argument("--statement-timeout", type=float, metavar="SECONDS",
                    help="cancel any single SQL statement running longer (default 900; 0 = no limit)")
+    p.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                   help="give up a row or table lock the logistics application holds after this long (default 10; 0 = wait)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap-minutes", type=float, help="re-read this much before the cursor (default 10)")
     p.add_argument("--max-reject-ratio", type=float, help="abort when more lines than this are rejected (default 0.05)")
     _run_options(p)
+    p.add_argument("--write-retries", type=int, metavar="N",
+                   help="retry the write transaction this often after a lock timeout, deadlock or serialization "
+                        "failure, then exit 75 (default 3)")
+    p.add_argument("--metrics-file", type=Path, metavar="PATH",
+                   help="after every run (also a failed one) write Prometheus metrics here, for node_exporter's "
+                        "textfile collector (default FATURAMENTO_METRICS_FILE)")
     p.add_argument("--no-stock", action="store_true",
                    help="skip the stock stage (a database without the stock module)")
 
@@ -176,6 +186,9 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
         wait_seconds=get("wait"),
         job=get("job"),
         statement_timeout=get("statement_timeout"),
+        lock_timeout=get("lock_timeout"),
+        write_retries=get("write_retries"),
+        metrics_file=get("metrics_file"),
         stock=False if get("no_stock") else None,
         stock_nfs=tuple(parse_nfs(get("nfs"))) if get("nfs") is not None else None,
         **extra,
@@ -197,7 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         return commands.dispatch(args, settings)
     except FaturamentoError as exc:
         message = settings.scrub(str(exc)) if settings else redact(str(exc))
-        log.error("%s", message, extra={"fields": {"error_type": type(exc).__name__, "exit_code": exc.exit_code}})
+        fields = {"error_type": type(exc).__name__, "exit_code": exc.exit_code}
+        if getattr(exc, "sqlstate", None):
+            fields["sqlstate"] = exc.sqlstate
+        log.error("%s", message, extra={"fields": fields})
         return exc.exit_code
     except KeyboardInterrupt:
         log.error("interrupted; nothing was committed by this run")

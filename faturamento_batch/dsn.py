@@ -103,10 +103,11 @@ class ConnInfo:
                 params[key] = value
         return ConnInfo(params)
 
-    def with_session(self, application_name: str, statement_timeout_ms: int = 0) -> "ConnInfo":
-        """The job's session settings merged into the user's: their `application_name` wins,
-        and `statement_timeout` goes before their `options`, so an explicit one of theirs wins too."""
-        ours = f"-c statement_timeout={statement_timeout_ms}" if statement_timeout_ms > 0 else ""
+    def with_session(self, application_name: str, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0) -> "ConnInfo":
+        """The job's session settings merged into the user's: their `application_name` wins, and
+        `statement_timeout`/`lock_timeout` go before their `options`, so an explicit one of theirs wins too."""
+        ours = " ".join(f"-c {name}={ms}" for name, ms in (("statement_timeout", statement_timeout_ms),
+                                                          ("lock_timeout", lock_timeout_ms)) if ms > 0)  # fmt: skip
         options = " ".join(o for o in (ours, self.params.get("options", "")) if o)
         return self.replace(
             application_name=self.params.get("application_name") or application_name,

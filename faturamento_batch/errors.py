@@ -4,18 +4,31 @@
     ├── ConfigError                   bad flags or environment (exit 2)
     ├── LockHeld                      another run holds the lock (exit 3)
     ├── OdooError                     anything from the Odoo side (exit 1)
-    │   ├── OdooTransientError        retry later: unreachable, timeout, HTTP 5xx, broken payload
-    │   └── OdooPermanentError        fix something: login refused, unknown model/field, bad domain
+    │   ├── OdooTransientError        retry later: unreachable, timeout, HTTP 5xx, broken payload,
+    │   │                             after the transport's own retries (exit 75)
+    │   └── OdooPermanentError        fix something: login refused, unknown model/field, bad domain (exit 1)
     ├── DataError                     the data cannot be loaded as it is (exit 1)
     │   └── RejectRatioExceeded       too many rejected lines: an upstream change, not data
     └── DatabaseError                 PostgreSQL refused or dropped the run (exit 1)
-        └── PermissionDenied          the role lacks a grant `sync` needs (names the table and privilege)
+        ├── DatabaseTransientError    retry later: unreachable, connection lost or terminated, deadlock,
+        │                             serialization failure, lock or statement timeout (exit 75)
+        └── DatabasePermanentError    fix something: constraint, privilege, missing table/column,
+            │                         unknown database or role, bad URL (exit 1)
+            └── PermissionDenied      the role lacks a grant `sync` needs (names the table and privilege)
+
+Exit 75 is `EX_TEMPFAIL` (sysexits.h): the run failed, nothing was written, and
+the same run later can succeed without anybody changing anything. Every other
+failure is 1: somebody has to fix something first. `database_error` picks the
+database side's class from the driver's SQLSTATE.
 
 Messages name the thing in backticks and say what to do. They never carry a
 password or API key (see `settings.redact`).
 """
 
 from __future__ import annotations
+
+
+EX_TEMPFAIL = 75  # sysexits.h: "temporary failure, try again later"
 
 
 class FaturamentoError(Exception):
@@ -40,6 +53,7 @@ class OdooError(FaturamentoError):
 
 class OdooTransientError(OdooError):
     transient = True
+    exit_code = EX_TEMPFAIL
 
 
 class OdooPermanentError(OdooError):
@@ -64,8 +78,72 @@ class RejectRatioExceeded(DataError):
 
 
 class DatabaseError(FaturamentoError):
-    pass
+    """PostgreSQL failed the run. `sqlstate` is the server's code when the driver had one."""
+
+    transient = False
+
+    def __init__(self, message: str, sqlstate: str | None = None):
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
-class PermissionDenied(DatabaseError):
-    pass
+class DatabaseTransientError(DatabaseError):
+    transient = True
+    exit_code = EX_TEMPFAIL
+
+
+class DatabasePermanentError(DatabaseError):
+    transient = False
+
+
+class PermissionDenied(DatabasePermanentError):
+    """The job's role lacks a grant; the message names the table and the privilege."""
+
+    def __init__(self, message: str, sqlstate: str | None = "42501"):
+        super().__init__(message, sqlstate)
+
+
+# SQLSTATEs after which the same run, later, can succeed (PostgreSQL appendix A).
+TRANSIENT_SQLSTATES = {
+    "40001": "serialization failure",
+    "40P01": "deadlock",
+    "55P03": "lock timeout",
+    "57014": "statement timeout or query cancelled",
+    "57P01": "server shut down by an administrator (or the backend was terminated)",
+    "57P02": "server crash shutdown",
+    "57P03": "server starting up or shutting down",
+    "53300": "too many connections",
+}
+# Transient ones the write transaction retries by itself (the others need a new connection).
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
+# What libpq says at connect time when the server answered and refused, or the URL itself
+# is wrong (libpq reports both with the same IO status as an unreachable server). The
+# driver gives no SQLSTATE before a session exists, so this is the one place a message is read.
+_REFUSED_AT_CONNECT = ("does not exist", "password authentication failed", "no pg_hba.conf entry",
+                       "permission denied", "invalid", "missing \"=\"", "end of string reached",
+                       "unrecognized")  # fmt: skip
+
+
+def is_transient_sqlstate(sqlstate: str | None) -> bool:
+    """Class 08 (connection exception) and the codes in `TRANSIENT_SQLSTATES`."""
+    return bool(sqlstate) and (sqlstate.startswith("08") or sqlstate in TRANSIENT_SQLSTATES)
+
+
+def database_error(message: str, cause: BaseException, *, connecting: bool = False) -> DatabaseError:
+    """The transient or permanent `DatabaseError` for a driver exception `cause`.
+
+    The SQLSTATE comes from the ADBC exception's `sqlstate`. Without one, an ADBC
+    `IO` status (libpq lost or never got a connection: unreachable, terminated
+    backend) is transient — unless, `connecting`, the server answered and
+    refused (unknown database or role, bad password): that needs a fix.
+    """
+    sqlstate = getattr(cause, "sqlstate", None) or None
+    if sqlstate:
+        cls = DatabaseTransientError if is_transient_sqlstate(sqlstate) else DatabasePermanentError
+        return cls(message, sqlstate)
+    status = getattr(getattr(cause, "status_code", None), "name", None)
+    if status == "IO" or connecting:
+        if connecting and any(text in str(cause) for text in _REFUSED_AT_CONNECT):
+            return DatabasePermanentError(message)
+        return DatabaseTransientError(message)
+    return DatabasePermanentError(message)

@@ -8,10 +8,13 @@ manifest and run record.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import random
 import resource
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +28,15 @@ from .db.privileges import GrantCheck
 from .db.read import read_existing
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
-from .errors import ConfigError, DatabaseError, FaturamentoError, RejectRatioExceeded
+from .errors import (
+    RETRYABLE_SQLSTATES,
+    TRANSIENT_SQLSTATES,
+    ConfigError,
+    DatabaseError,
+    DatabaseTransientError,
+    FaturamentoError,
+    RejectRatioExceeded,
+)
 from .odoo.source import RawBatch, Source
 from .settings import Settings
 from .stock_stage import StockStage
@@ -97,7 +108,10 @@ def _lock(writer: Writer, settings: Settings, url):
 
 
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
-    """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then."""
+    """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then.
+
+    The raised exception carries the failed run's manifest as `exc.manifest`.
+    """
     run_id = new_run_id()
     run_dir = settings.artifacts_dir / run_id
     clock = _Clock()
@@ -116,8 +130,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         t = time.perf_counter()
         source = source or make_source(settings)
         manifest["source"] = settings.scrub(source.description)
-        # One resolved setting for both drivers, with the job's name and statement bound in it.
-        url = with_session_options(database_url(settings), settings.statement_timeout)
+        # One resolved setting for both drivers, with the job's name and its statement and lock bounds.
+        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
         writer = Writer(adbc_connect(url))
         writer.role = url.get("user") or ""
         clock.phase("connect", t)
@@ -143,79 +157,122 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         lines = result.lines
         rejected_ratio = result.rejected.height / max(result.in_domain, 1)
 
-        t = time.perf_counter()
-        nfs = lines.get_column("numero_nf").unique().to_list()
-        codes = lines.get_column("cod_produto").unique().to_list()
-        state = read_existing(url, nfs, codes, full=full)
-        reads.append(state)
-        clock.phase("read_state", t)
-
-        t = time.perf_counter()
-        cs = compute_changeset(
-            lines, state.lines, state.products, state.consolidation,
-            full=full, apply_drift=settings.apply_drift, rejected=result.rejected,
-        )  # fmt: skip
-        clock.phase("diff", t)
-        counts = {
-            **cs.counts(),
-            "odoo_lines": result.in_domain,
-            "lines": lines.height,
-            "merged_lines": result.merged,
-            "existing_lines_read": state.lines.height,
-        }
-        manifest.update(
-            counts=counts,
-            rows_to_write=cs.writes,
-            reject_ratio=round(rejected_ratio, 6),
-            downstream=cs.downstream,
-            cursor={**manifest["cursor"], "new": batch.max_write_date or start.cursor},
-        )
-        t = time.perf_counter()
-        manifest["artifacts"] = artifacts.write_parts(run_dir, cs.parts())
-        clock.phase("artifacts", t)
-
-        if rejected_ratio > settings.max_reject_ratio:
-            top = cs.rejected.group_by("reason").len().sort("len", descending=True).head(3)
-            raise RejectRatioExceeded(
-                result.rejected.height, result.in_domain, settings.max_reject_ratio,
-                list(zip(top["reason"].to_list(), top["len"].to_list())),
-            )  # fmt: skip
-
-        stock = None
-        if settings.stock:
+        def read_diff_write() -> ChangeSet:
+            """The post-extract part, one write transaction: read state → diff → write → commit."""
             t = time.perf_counter()
-            stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full)
-            reads.append(stock)
-            clock.phase("stock", t)
-            _report_stock(manifest, run_dir, stock)
+            nfs = lines.get_column("numero_nf").unique().to_list()
+            codes = lines.get_column("cod_produto").unique().to_list()
+            state = read_existing(url, nfs, codes, full=full)
+            reads.append(state)
+            clock.phase("read_state", t)
 
-        t = time.perf_counter()
-        if settings.dry_run:
-            writer.rollback()
-            manifest["status"] = "dry_run"
-        else:
-            summary = writer.write(cs, start.now, stock=settings.stock)
-            manifest["written"] = summary.rows
-            if summary.cascade is not None:
-                manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": summary.cascade}))
-            if stock is not None:  # last: the application's rows stay locked only until the commit
-                manifest["written"].update(stock.write(writer, start.now).written)
-                manifest["stock"] = stock.manifest()
-            record = RunRecord(
-                run_id=run_id, job=settings.job, mode=manifest["mode"], started_at=start.now,
-                cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=_record_counts(counts, stock),
-                timings=dict(clock.timings), artifacts_dir=str(run_dir),
+            t = time.perf_counter()
+            cs = compute_changeset(
+                lines, state.lines, state.products, state.consolidation,
+                full=full, apply_drift=settings.apply_drift, rejected=result.rejected,
             )  # fmt: skip
-            writer.finish(record)
-            writer.commit()
-            manifest["status"] = "success"
-        clock.phase("write", t)
+            clock.phase("diff", t)
+            counts = {
+                **cs.counts(),
+                "odoo_lines": result.in_domain,
+                "lines": lines.height,
+                "merged_lines": result.merged,
+                "existing_lines_read": state.lines.height,
+            }
+            manifest.update(
+                counts=counts,
+                rows_to_write=cs.writes,
+                reject_ratio=round(rejected_ratio, 6),
+                downstream=cs.downstream,
+                cursor={**manifest["cursor"], "new": batch.max_write_date or start.cursor},
+            )
+            t = time.perf_counter()
+            manifest["artifacts"] = artifacts.write_parts(run_dir, cs.parts())
+            clock.phase("artifacts", t)
+
+            if rejected_ratio > settings.max_reject_ratio:
+                top = cs.rejected.group_by("reason").len().sort("len", descending=True).head(3)
+                raise RejectRatioExceeded(
+                    result.rejected.height, result.in_domain, settings.max_reject_ratio,
+                    list(zip(top["reason"].to_list(), top["len"].to_list())),
+                )  # fmt: skip
+
+            stock = None
+            if settings.stock:
+                t = time.perf_counter()
+                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full)
+                reads.append(stock)
+                clock.phase("stock", t)
+                _report_stock(manifest, run_dir, stock)
+
+            t = time.perf_counter()
+            if settings.dry_run:
+                writer.rollback()
+                manifest["status"] = "dry_run"
+            else:
+                summary = writer.write(cs, start.now, stock=settings.stock)
+                manifest["written"] = summary.rows
+                if summary.cascade is not None:
+                    manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": summary.cascade}))
+                if stock is not None:  # last: the application's rows stay locked only until the commit
+                    manifest["written"].update(stock.write(writer, start.now).written)
+                    manifest["stock"] = stock.manifest()
+                record = RunRecord(
+                    run_id=run_id, job=settings.job, mode=manifest["mode"], started_at=start.now,
+                    cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=_record_counts(counts, stock),
+                    timings=dict(clock.timings), artifacts_dir=str(run_dir),
+                )  # fmt: skip
+                writer.finish(record)
+                writer.commit()
+                manifest["status"] = "success"
+            clock.phase("write", t)
+            return cs
+
+        cs = _with_write_retries(settings, manifest, writer, read_diff_write)
         return RunResult(run_id, run_dir, manifest, cs, clock.timings)
     except Exception as exc:  # a bug fails the run the same way: rolled back, recorded
         _fail(writer, manifest, settings, exc)
         raise
     finally:
         _close(writer, manifest, reads, clock, run_dir)
+
+
+WRITE_RETRY_BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
+
+
+def _with_write_retries(settings: Settings, manifest: dict, writer: Writer, attempt: Callable[[], ChangeSet]) -> ChangeSet:
+    """`attempt()` (read state → diff → write → commit), again after a lock timeout, deadlock or
+    serialization failure, up to `settings.write_retries` times; Odoo is not read again.
+
+    Each retry starts from a rolled-back transaction (the job's session lock stays held)
+    and re-reads the state, so the diff sees what the logistics application committed
+    meanwhile. Records `write_attempts` (and each retry's reason) in the manifest;
+    raises the last `DatabaseTransientError` (exit 75) when every attempt failed.
+    """
+    attempts = settings.write_retries + 1
+    for n in range(1, attempts + 1):
+        manifest["write_attempts"] = n
+        try:
+            return attempt()
+        except DatabaseTransientError as exc:
+            if exc.sqlstate not in RETRYABLE_SQLSTATES:
+                raise
+            writer.rollback()
+            manifest.pop("written", None)  # rolled back: this attempt wrote nothing
+            reason = {"attempt": n, "sqlstate": exc.sqlstate, "reason": TRANSIENT_SQLSTATES[exc.sqlstate]}
+            manifest.setdefault("write_retries", []).append(reason)
+            if n == attempts:
+                raise DatabaseTransientError(
+                    f"{exc} — gave up after {n} write attempts ({reason['reason']} each time; "
+                    f"`--lock-timeout` {settings.lock_timeout:g}s). Nothing was written; the next run "
+                    "retries. If it persists, look for what holds the logistics tables' rows locked.",
+                    exc.sqlstate,
+                ) from exc
+            delay = min(WRITE_RETRY_BACKOFF * 2 ** (n - 1), 10.0) * (0.5 + random.random())
+            log.warning("write attempt %d/%d: %s (SQLSTATE %s); rolled back, retrying in %.1fs",
+                        n, attempts, reason["reason"], exc.sqlstate, delay)  # fmt: skip
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _report_stock(manifest: dict, run_dir: Path, stock: StockStage) -> None:
@@ -236,9 +293,17 @@ def _fail(writer: Writer | None, manifest: dict, settings: Settings, exc: Except
     if writer is not None:
         writer.rollback()
     manifest["status"] = "failed"
+    if "written" in manifest:  # what the statements did before the failure; all of it rolled back
+        manifest["rolled_back"] = manifest.pop("written")
     prefix = "" if isinstance(exc, FaturamentoError) else "internal error: "
     manifest["error"] = settings.scrub(f"{prefix}{exc}")
     manifest["error_type"] = type(exc).__name__
+    manifest["exit_code"] = exc.exit_code if isinstance(exc, FaturamentoError) else 1
+    if getattr(exc, "sqlstate", None):
+        manifest["sqlstate"] = exc.sqlstate
+    # The CLI writes the metrics of failed runs too; `_close` completes this dict.
+    with contextlib.suppress(AttributeError):
+        exc.manifest = manifest  # type: ignore[attr-defined]
 
 
 def _close(writer: Writer | None, manifest: dict, reads: list, clock: _Clock, run_dir: Path) -> None:
@@ -276,8 +341,9 @@ def run_stock(settings: Settings) -> RunResult:
     reads: list = []
     try:
         t = time.perf_counter()
-        url = database_url(settings)
-        writer = Writer(adbc_connect(with_session_options(url, settings.statement_timeout)))
+        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
+        writer = Writer(adbc_connect(url))
+        writer.role = url.get("user") or ""
         clock.phase("connect", t)
         t = time.perf_counter()
         start = _lock(writer, settings, url)

@@ -58,6 +58,9 @@ class Settings:
     max_reject_ratio: float = 0.05
     wait_seconds: float = 0.0
     statement_timeout: float = 900.0  # seconds one SQL statement may run; 0 = no limit
+    lock_timeout: float = 10.0  # seconds a statement may wait for a row/table lock; 0 = no limit
+    write_retries: int = 3  # write transactions retried after a lock timeout, deadlock or serialization failure
+    metrics_file: Path | None = None  # Prometheus textfile-collector file written after every run
     # The stock stage (DESIGN §9): on in `sync` unless `--no-stock`; `stock --nfs` lists NFs.
     stock: bool = True
     stock_nfs: tuple[str, ...] = ()
@@ -116,10 +119,16 @@ def env_settings(**overrides) -> Settings:
     }
     if env.get("FATURAMENTO_STATE_DIR"):
         values["state_dir"] = Path(env["FATURAMENTO_STATE_DIR"])
+    if env.get("FATURAMENTO_METRICS_FILE"):
+        values["metrics_file"] = Path(env["FATURAMENTO_METRICS_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if not 0 <= settings.max_reject_ratio <= 1:
         raise ConfigError("`--max-reject-ratio` must be between 0 and 1 (0.05 is 5 %)")
+    if settings.lock_timeout < 0 or settings.statement_timeout < 0:
+        raise ConfigError("`--lock-timeout` and `--statement-timeout` are seconds, 0 or more (0 = no limit)")
+    if settings.write_retries < 0:
+        raise ConfigError("`--write-retries` must be 0 or more")
     if settings.page_size < 1:
         raise ConfigError("`--page-size` must be a positive number of lines")
     return settings

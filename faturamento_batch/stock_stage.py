@@ -143,7 +143,7 @@ class StockStage:
 
     def manifest(self) -> dict:
         """The manifest's `stock` section: NFs, what was planned, written and left alone."""
-        a, p = self.plan.assignments, self.plan
+        p = self.plan
         action = p.inconsistencies.get_column("action")
         planned = {
             "movements_created": p.movement_inserts.height,
@@ -157,11 +157,7 @@ class StockStage:
         }
         out: dict = {
             "nfs_candidates": self.candidates,
-            "nfs_processed": a.height,
-            "nfs_with_lot": int(a.get_column("separacao_lote_id").is_not_null().sum()),
-            "nfs_without_lot": int(a.get_column("separacao_lote_id").is_null().sum()),
-            "nfs_linked": int((a.get_column("how") == "linked").sum()),
-            "nfs_divergent": int((a.get_column("tipo") == "DIVERGENCIA_NF_EMBARQUE").sum()),
+            **self.plan.nf_counts(),
             "planned": dict(planned),
             "rows_to_write": self.rows_to_write,
             "reads": self.statements,

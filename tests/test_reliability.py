@@ -113,7 +113,7 @@ def test_terminated_backend_fails_the_run_cleanly(days, db_url, tmp_path):
             scalar(db_url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'faturamento_batch'")
             break
     lines += proc.stderr.read().splitlines()  # type: ignore[union-attr]
-    assert proc.wait() == 1
+    assert proc.wait() == 75  # connection lost: retry later as it is
     text = "\n".join(lines)
     assert "Traceback" not in text and ("PostgreSQL" in text or "connection" in text), text[-2000:]
     assert _state(db_url) == before
@@ -126,7 +126,7 @@ def test_statement_timeout_fails_the_run_cleanly(days, db_url, tmp_path, capsys)
     code = main(["sync", "--source", str(day1), "--database-url", db_url, "--artifacts-dir", str(tmp_path / "runs"),
                  "--statement-timeout", "0.001"])  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 75  # SQLSTATE 57014: retry later
     assert "statement timeout" in err and "Traceback" not in err
     assert scalar(db_url, "SELECT count(*) FROM faturamento_produto") == 0
     assert scalar(db_url, "SELECT count(*) FROM sync_state") == 0
@@ -161,7 +161,7 @@ def test_server_down_then_restarted(tmp_path):
     assert main(["sync", "--source", str(ds), "--database-url", url, "--artifacts-dir", str(tmp_path / "runs")]) == 0
     srv.cleanup()  # stops the server
     code = main(["sync", "--source", str(ds), "--database-url", url, "--artifacts-dir", str(tmp_path / "runs"), "--full"])
-    assert code == 1
+    assert code == 75  # unreachable: retry later
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         srv = pgserver.get_server(pgroot / "pgdata", cleanup_mode="delete")
@@ -185,7 +185,7 @@ def test_transient_odoo_faults_are_survived(fault, db_url, tmp_path, monkeypatch
     assert scalar(db_url, "SELECT count(*) FROM faturamento_produto") == 120
 
 
-def test_access_denied_and_persistent_5xx_fail_with_actionable_messages(db_url, tmp_path, monkeypatch, capsys):
+def test_access_denied_exits_1_and_persistent_5xx_exits_75_with_actionable_messages(db_url, tmp_path, monkeypatch, capsys):
     ds = build_dataset(tmp_path / "odoo", moves=5)
     with ReplayServer(ds) as odoo:
         monkeypatch.setenv("ODOO_PASSWORD", "not-the-password")
@@ -196,7 +196,7 @@ def test_access_denied_and_persistent_5xx_fail_with_actionable_messages(db_url, 
         assert "refused the login for `admin`" in err and "not-the-password" not in err
         monkeypatch.setenv("ODOO_PASSWORD", odoo.meta["password"])
         odoo.set_faults(fail_next=100, fault_match="search_read")
-        assert main(args) == 1
+        assert main(args) == 75  # persistent 5xx: retry later
         err = capsys.readouterr().err
         assert "HTTP 503" in err and "gave up after" in err and "Traceback" not in err
     assert scalar(db_url, "SELECT count(*) FROM sync_state") == 0

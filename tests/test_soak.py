@@ -100,7 +100,7 @@ def test_soak(db_url, second_db, tmp_path, monkeypatch):
             odoo.post("/replay/faults", fault)
             code = main(args)
             outcomes["ok" if code == 0 else "failed"] += 1
-            assert code in (0, 1), code
+            assert code in (0, 1, 75), code  # the injected faults are transient: 75 expected
             shutil.rmtree(runs, ignore_errors=True)  # keep the disk flat over 200 runs
             rss.append(psutil.Process().memory_info().rss)
         odoo.post("/replay/faults", {})

@@ -33,9 +33,27 @@ def cmd_init_db(settings: Settings) -> int:
 def cmd_sync(settings: Settings) -> int:
     if not settings.database_url:
         log.info("using the embedded PostgreSQL in %s", settings.pgdata.resolve())
-    result = run_sync(settings)
+    try:
+        result = run_sync(settings)
+    except Exception as exc:
+        _write_metrics(settings, getattr(exc, "manifest", None))
+        raise
+    _write_metrics(settings, result.manifest)
     print(summary_text(result.manifest, result.run_dir), file=sys.stderr)
     return 0
+
+
+def _write_metrics(settings: Settings, manifest: dict | None) -> None:
+    """The metrics file, when one is configured; failing to write it does not change the
+    run's outcome (the stale file's last-success time raises the alert instead)."""
+    if settings.metrics_file is None or manifest is None:
+        return
+    from ..metrics import write_metrics_file
+
+    try:
+        write_metrics_file(settings.metrics_file, manifest)
+    except OSError as exc:
+        log.error("could not write the metrics file `%s`: %s", settings.metrics_file, exc)
 
 
 def cmd_stock(settings: Settings) -> int:

@@ -7,7 +7,7 @@ or `PGOPTIONS`): no statement names a schema.
 from __future__ import annotations
 
 from ..dsn import ConnInfo
-from ..errors import ConfigError, DatabaseError
+from ..errors import ConfigError, database_error
 from ..settings import redact
 from .connection import adbc_connect, describe
 from .schema import ddl_statements
@@ -32,7 +32,7 @@ def init_db(url: str | ConnInfo) -> int:
     except ConfigError:
         raise
     except Exception as exc:
-        raise DatabaseError(f"creating the schema at `{describe(url)}` failed: {redact(str(exc))[:800]}") from exc
+        raise database_error(f"creating the schema at `{describe(url)}` failed: {redact(str(exc))[:800]}", exc) from exc
     finally:
         conn.close()
     return len(statements)

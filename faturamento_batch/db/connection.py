@@ -11,7 +11,7 @@ import logging
 import os
 
 from ..dsn import ConnInfo, resolve
-from ..errors import DatabaseError
+from ..errors import database_error
 from ..settings import Settings, redact
 from .embedded import embedded_url
 
@@ -39,10 +39,12 @@ def database(settings: Settings) -> ConnInfo:
     return conninfo(database_url(settings))
 
 
-def with_session_options(target: str | ConnInfo, statement_timeout_s: float = 0) -> ConnInfo:
-    """`target` plus the job's name (pg_stat_activity) and a bound on each statement, merged into
-    the user's own `application_name`/`options`. In the startup packet: no extra statement per run."""
-    return conninfo(target).with_session(APPLICATION_NAME, int(statement_timeout_s * 1000))
+def with_session_options(target: str | ConnInfo, statement_timeout_s: float = 0, lock_timeout_s: float = 0) -> ConnInfo:
+    """`target` plus the job's name (pg_stat_activity), a bound on each statement and on each wait
+    for a lock (so the logistics application's users never wait on the job longer than
+    `lock_timeout_s`: the job gives up instead, SQLSTATE 55P03), merged into the user's own
+    `application_name`/`options`. In the startup packet: no extra statement per run."""
+    return conninfo(target).with_session(APPLICATION_NAME, int(statement_timeout_s * 1000), int(lock_timeout_s * 1000))
 
 
 def connectorx_url(target: str | ConnInfo) -> str:
@@ -59,7 +61,8 @@ def describe(target: str | ConnInfo) -> str:
 
 
 def adbc_connect(target: str | ConnInfo, autocommit: bool = False):
-    """An ADBC DBAPI connection; errors become `DatabaseError` naming the server, password masked."""
+    """An ADBC DBAPI connection; errors become a transient (unreachable) or permanent (refused:
+    unknown database, role, password) `DatabaseError` naming the server, password masked."""
     import adbc_driver_postgresql.dbapi as adbc
 
     info = conninfo(target)
@@ -69,4 +72,5 @@ def adbc_connect(target: str | ConnInfo, autocommit: bool = False):
         text = str(exc)
         if info.password:
             text = text.replace(info.password, "***")
-        raise DatabaseError(f"cannot connect to PostgreSQL at `{info.describe()}`: {redact(text).strip()}") from exc
+        message = f"cannot connect to PostgreSQL at `{info.describe()}`: {redact(text).strip()}"
+        raise database_error(message, exc, connecting=True) from exc

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..dsn import resolve
-from ..errors import DatabaseError
+from ..errors import DatabasePermanentError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def embedded_url(pgdata: Path | str, database: str = "postgres") -> str:
 
                 _servers[pgdata] = pgserver.get_server(pgdata)
             except Exception as exc:  # pgserver raises plain exceptions with the server's log
-                raise DatabaseError(
+                raise DatabasePermanentError(
                     f"could not start the embedded PostgreSQL in `{pgdata}`: {exc}. "
                     "Remove that directory to start from scratch, or set `FATURAMENTO_DATABASE_URL`."
                 ) from exc
@@ -50,7 +50,7 @@ def create_database(admin_url: str, name: str) -> None:
     import adbc_driver_postgresql.dbapi as adbc
 
     if not name.replace("_", "").isalnum():
-        raise DatabaseError(f"database name `{name}` must be letters, digits and underscores")
+        raise DatabasePermanentError(f"database name `{name}` must be letters, digits and underscores")
     with adbc.connect(resolve(admin_url, dict(os.environ)).libpq(), autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = $1", (name,))
         if not cur.fetchall():

@@ -17,13 +17,17 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..errors import DatabaseError, PermissionDenied
+from ..errors import DatabasePermanentError, DatabaseTransientError, PermissionDenied
 from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
 from ..dsn import ConnInfo
 from .connection import conninfo
 from .privileges import permission_message
 
 _HEX = re.compile(r"^[0-9a-f]*$")
+# connectorx raises a bare RuntimeError with no SQLSTATE; these texts are the
+# connection-level failures (unreachable, dropped or terminated), worth a retry later.
+_CX_CONNECTION_LOST = ("error connecting to server", "timed out waiting for connection", "connection closed",
+                       "terminating connection", "Connection reset", "Connection refused")  # fmt: skip
 
 
 def text_list_sql(values: list[str]) -> str:
@@ -57,7 +61,8 @@ def read_frame(target: str | ConnInfo, query: str, what: str = "the existing sta
         denied = permission_message(text, info.get("user") or "")
         if denied:
             raise PermissionDenied(denied) from exc
-        raise DatabaseError(f"reading {what} from `{info.describe()}` failed: {text.strip()[:500]}") from exc
+        cls = DatabaseTransientError if any(t in text for t in _CX_CONNECTION_LOST) else DatabasePermanentError
+        raise cls(f"reading {what} from `{info.describe()}` failed: {text.strip()[:500]}") from exc
     if schema is None:
         return frame
     if frame.height == 0:

@@ -26,7 +26,7 @@ import polars as pl
 import pyarrow as pa
 
 from ..diff import ChangeSet
-from ..errors import DatabaseError, PermissionDenied
+from ..errors import DatabaseError, PermissionDenied, database_error
 from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUCT
 from ..settings import redact
 from .privileges import permission_message
@@ -168,7 +168,7 @@ class Writer:
     def _error(self, prefix: str, exc: Exception) -> DatabaseError:
         text = redact(str(exc)).strip()
         denied = permission_message(text, self.role)
-        return PermissionDenied(denied) if denied else DatabaseError(f"{prefix}: {text[:800]}")
+        return PermissionDenied(denied) if denied else database_error(f"{prefix}: {text[:800]}", exc)
 
     # -- low level: every statement goes through here, so the count is honest ----
     def execute(self, sql: str, params: tuple = ()) -> None:
@@ -196,7 +196,7 @@ class Writer:
         try:
             self.conn.commit()
         except Exception as exc:
-            raise DatabaseError(f"PostgreSQL refused to commit: {redact(str(exc)).strip()[:800]}") from exc
+            raise database_error(f"PostgreSQL refused to commit: {redact(str(exc)).strip()[:800]}", exc) from exc
 
     def close(self) -> None:
         try:
