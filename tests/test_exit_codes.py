@@ -171,10 +171,11 @@ def test_classification_table(cause, connecting, expected):
     assert error.exit_code == (EX_TEMPFAIL if expected is DatabaseTransientError else 1)
 
 
-def test_malformed_database_url_exits_1_not_75(tmp_path, capsys):
-    """libpq reports a bad URL with the same IO status as an unreachable server; retrying it is useless."""
+def test_malformed_database_url_exits_2_not_75(tmp_path, capsys):
+    """libpq would report a bad URL with the same IO status as an unreachable server; the job reads
+    the setting itself first and refuses it as a configuration error: retrying it is useless."""
     ds = build_dataset(tmp_path / "odoo", moves=1)
     code = sync("postgresql://fb@127.0.0.1:99999/faturamento", tmp_path / "runs", "--source", str(ds))
-    assert code == 1
-    assert "invalid port number" in capsys.readouterr().err
-    assert latest_manifest(tmp_path / "runs")["error_type"] == "DatabasePermanentError"
+    assert code == 2
+    assert "the port `99999` is not a port number" in capsys.readouterr().err
+    assert latest_manifest(tmp_path / "runs")["error_type"] == "ConfigError"
