@@ -94,7 +94,7 @@ class _Clock:
 def _lock(writer: Writer, settings: Settings, url):
     """Lock the job, check the role's grants and read the cursor; a database without the
     schema is set up when it is the embedded one, and refused with a clear message otherwise."""
-    check = GrantCheck.build(include_stock=not getattr(settings, "no_stock", False), dry_run=settings.dry_run)
+    check = GrantCheck.build(include_stock=settings.stock, dry_run=settings.dry_run)
     try:
         return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
     except DatabaseError as exc:

@@ -69,7 +69,7 @@ def _check(url: str, run_dir: Path) -> None:
     assert "100002" in by_nf  # NUL removed
     assert by_nf["100003"][1] == "N" * 255
     assert str(by_nf["100004"][5]) == "2026-01-05"  # the line's date
-    assert by_nf["100008"][4] == "Lançado"  # the first of the repeated moves
+    assert by_nf["100008"][4] == "SEM_LOTE"  # posted, as the first of the repeated moves (no lot: the stock stage)
     assert scalar(url, "SELECT count(*) FROM faturamento_produto WHERE position(chr(1) in nome_cliente) > 0") == 0
     assert scalar(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'faturamento_produto'") == 1
 
