@@ -121,7 +121,9 @@ RETRYABLE_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 # driver gives no SQLSTATE before a session exists, so this is the one place a message is read.
 _REFUSED_AT_CONNECT = ("does not exist", "password authentication failed", "no pg_hba.conf entry",
                        "permission denied", "invalid", "missing \"=\"", "end of string reached",
-                       "unrecognized")  # fmt: skip
+                       "unrecognized",
+                       # TLS that cannot verify or is refused: a certificate or sslmode to fix
+                       "certificate", "does not match host name", "no encryption", "SSL")  # fmt: skip
 
 
 def is_transient_sqlstate(sqlstate: str | None) -> bool:

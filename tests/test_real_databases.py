@@ -200,10 +200,11 @@ def test_forms_found_while_trying(pg_admin_url, empty_db, tmp_path, monkeypatch,
     assert main(["init-db", "--database-url", f"host={sock}"]) == 0
     # A socket directory percent-encoded in the host, nothing else: user from PGUSER.
     assert main(["runs", "list", "--database-url", f"postgresql://{quote(sock, safe='')}/{empty_db}", "--artifacts-dir", str(tmp_path)]) == 0
-    # `postgres://u:pw@localhost:PORT` with nothing listening: a clean exit 1 naming the server, password masked.
+    # `postgres://u:pw@localhost:PORT` with nothing listening: a clean exit 75 (retry later) naming the server,
+    # the database from PGDATABASE, password masked.
     code = main(["runs", "list", "--database-url", f"postgres://u:{quote(PW, safe='')}@localhost:1", "--artifacts-dir", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 1 and f"postgresql://u:***@localhost:1/{empty_db}" in err  # the database from PGDATABASE and PW not in err and "Traceback" not in err
+    assert code == 75 and f"postgresql://u:***@localhost:1/{empty_db}" in err and PW not in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
