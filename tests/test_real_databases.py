@@ -142,6 +142,9 @@ def run_forms_case(form: str, env: dict[str, str], schema: str, admin_url: str, 
     listed = json.loads(capsys.readouterr().out)
     assert [(r["run_id"], r["status"]) for r in listed] == [(run_dir.name, "success")]
     assert listed[0]["counts"]["cancellations"] == 1 and listed[0]["counts"]["status_changes"] == 2
+    # `runs show` finds the run through `sync_runs` when it is not under --artifacts-dir.
+    assert main(["runs", "show", run_dir.name, "--json", "--database-url", form, "--artifacts-dir", str(tmp_path / "elsewhere")]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == run_dir.name
 
 
 @pytest.mark.parametrize("name", FORMS)
