@@ -141,6 +141,17 @@ def test_a_tie_goes_to_the_lowest_nf_number_then_the_lowest_lot_id_in_text_order
     assert lots(p) == {"9": "L10", "10": "L2"}
 
 
+def test_nf_numbers_compare_as_numbers_leading_zeros_then_text_and_non_digits_last():
+    nfs = ["A1", "10", "010", "9"]
+    p = plan(state(
+        [line(n, "P1", "1") for n in nfs],
+        [item(i, lot) for i, lot in enumerate(["L4", "L3", "L2", "L1"], 1)],
+        [sep(i, lot, "P1", 1.0) for i, lot in enumerate(["L4", "L3", "L2", "L1"], 1)],
+    ))  # fmt: skip
+    assert lots(p) == {"9": "L1", "010": "L2", "10": "L3", "A1": "L4"}
+    assert p.assignments["numero_nf"].to_list() == ["9", "010", "10", "A1"]
+
+
 def test_an_order_invoiced_in_two_nfs_takes_two_lots_and_the_loser_takes_its_next_best():
     # 100 matches L1 exactly (1.0) and L2 at 0.5; 101 prefers L1 too (0.8) but loses it.
     p = plan(state(
