@@ -230,7 +230,7 @@ def test_with_a_lot_every_write_of_section_9():
         [line("100", "P1", "5"), line("100", "P2", "2")],
         [item(1, "L1", embarque=3), item(2, "L1", embarque=2, status="cancelado"), item(3, "L1", pedido="O2")],
         [sep(1, "L1", "P1", 5.0), sep(2, "L1", "P2", 2.0), sep(3, "L1", "P2", 0.0, synced=True),
-         sep(4, "L1", "P1", 1.0, pedido="O2")],
+         sep(4, "L1", "P1", 1.0, pedido="O2"), sep(5, "L1", "P1", 0.0, synced=None)],
     ))  # fmt: skip
     a = row(p.assignments, numero_nf="100")
     assert (a["separacao_lote_id"], a["embarque_id"]) == ("L1", 3)  # the inactive item's shipment does not count
@@ -243,7 +243,7 @@ def test_with_a_lot_every_write_of_section_9():
     ]  # fmt: skip
     # Items of (L1, O1) whatever their status; not the other order's.
     assert p.item_links["id"].to_list() == [1, 2]
-    assert p.separation_links.rows() == [(1, "100", "L1"), (2, "100", "L1")]
+    assert p.separation_links.rows() == [(1, "100", "L1"), (2, "100", "L1")]  # not 5: null is not false
     assert p.status_changes.is_empty() and p.inconsistencies.is_empty() and p.justifications.is_empty()
     assert ACTOR == "faturamento_batch"
 
