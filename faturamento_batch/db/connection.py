@@ -37,15 +37,16 @@ def with_session_options(url: str, statement_timeout_s: float = 0, lock_timeout_
     and each wait for a lock (so the logistics application's users never wait on the job
     longer than `lock_timeout_s`: the job gives up the lock instead, SQLSTATE 55P03).
 
-    Passed in the connection string, they cost no extra statement per run.
+    Passed in the connection string, they cost no extra statement per run. An `options`
+    the URL already has is kept and goes after ours, so its own `-c` settings win.
     """
     params = {"application_name": APPLICATION_NAME}
     options = [f"-c {name}={int(seconds * 1000)}" for name, seconds in
                (("statement_timeout", statement_timeout_s), ("lock_timeout", lock_timeout_s)) if seconds > 0]  # fmt: skip
-    if options:
-        params["options"] = " ".join(options)
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
+    if options:
+        query["options"] = " ".join([*options, query["options"]] if query.get("options") else options)
     query.update({k: v for k, v in params.items() if k not in query})
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
