@@ -39,6 +39,7 @@ def run(source, spec: dict) -> dict:
         odoo_user=odoo.get("login"),
         odoo_password=odoo.get("password"),
         odoo_timeout=600.0,
+        stock=False,  # the import is what the old job's loop, dlt and the floor are compared on; the stage: stock_io
     )
     result = run_sync(settings, source=source)
     m = result.manifest

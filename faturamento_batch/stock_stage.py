@@ -23,6 +23,7 @@ from datetime import datetime
 import polars as pl
 
 from .db.read_stock import StockState, read_candidate_lines, read_stock_state
+from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from .db.write_stock import StockWriteSummary, write_stock
 from .diff import ChangeSet
 from .errors import ConfigError
@@ -30,7 +31,6 @@ from .schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
 from .stock import StockInput, StockPlan, plan_stock
 
 POSTED = ("Lançado", "SEM_LOTE")
-ERRO_NF_CANCELADA = "NF cancelada no Odoo"  # what the cascade writes on the items it frees
 
 
 def lines_after_import(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
@@ -184,8 +184,7 @@ def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, ti
     started = time.perf_counter()
     posted = lines.filter(pl.col("status_nf").is_in(POSTED))
     nfs = posted.get_column("numero_nf").unique().sort().to_list()
-    orders = posted.get_column("origem").drop_nulls().unique().sort().to_list()
-    orders = [o for o in orders if o] if "" in orders else orders
+    orders = posted.filter(pl.col("origem").str.strip_chars() != "").get_column("origem").unique().sort().to_list()
     state = after_cascade(read_stock_state(url, nfs, orders), cancelled)
     timings["read"] = round(timings.get("read", 0.0) + time.perf_counter() - started, 4)
     started = time.perf_counter()

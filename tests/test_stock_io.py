@@ -173,6 +173,20 @@ def test_a_row_the_application_changed_after_the_read_is_left_alone_and_counted(
     assert scalar(db_url, "SELECT count(*) FROM separacao WHERE numero_nf IS NOT NULL") == 4  # 3 of PED1, 1 of PED2
 
 
+def test_sync_dry_run_plans_the_stage_and_writes_nothing(db_url, tmp_path, day1):
+    load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))
+    before = snapshot(db_url)
+    code, m = _run(db_url, tmp_path, "sync", "--dry-run", source=day1)
+    assert code == 0 and m["status"] == "dry_run"
+    assert m["stock"]["planned"]["movements_created"] == 9 and m["stock"]["counts"] == m["stock"]["planned"]
+    assert "written" not in m["stock"] and "left_alone" not in m["stock"]
+    # 9 movements, 2 items, 5 separations, 1 NF to SEM_LOTE, 1 inconsistency, 2 justifications
+    assert m["stock"]["rows_to_write"] == 20
+    assert m["rows_to_write"] == 9 + 9 + 3 + 20  # + the import's lines, products and consolidations
+    assert snapshot(db_url) == before
+    assert read_part(tmp_path / "runs" / m["run_id"], "stock_movements").height == 9
+
+
 def test_no_stock_leaves_the_stock_tables_alone(db_url, tmp_path, day1):
     load_rows(db_url, _logistics({"PED1": PED1}))
     before = {t: snapshot(db_url)[t] for t in ("movimentacao_estoque", "embarque_itens", "separacao", "inconsistencia_faturamento")}
