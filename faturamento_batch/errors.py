@@ -19,7 +19,9 @@
 Exit 75 is `EX_TEMPFAIL` (sysexits.h): the run failed, nothing was written, and
 the same run later can succeed without anybody changing anything. Every other
 failure is 1: somebody has to fix something first. `database_error` picks the
-database side's class from the driver's SQLSTATE.
+database side's class from the driver's SQLSTATE. (A connection lost during the
+COMMIT itself is also 75, though the server may have committed: a rerun is safe
+either way, since a run over data already written changes nothing.)
 
 Messages name the thing in backticks and say what to do. They never carry a
 password or API key (see `settings.redact`).

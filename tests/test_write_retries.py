@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
 import pytest
 
 from faturamento_batch.artifacts import read_manifest
@@ -40,6 +42,11 @@ def _sync(db_url: str, tmp_path: Path, ds: Path, *extra: str) -> tuple[int, dict
     code = main(["sync", "--source", str(ds), "--database-url", db_url, "--artifacts-dir", str(tmp_path / "runs"), *COMMON, *extra])
     latest = max((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime_ns)
     return code, read_manifest(latest)
+
+
+def _with_options(url: str, options: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=urlencode({**dict(parse_qsl(parts.query)), "options": options}, quote_via=quote)))
 
 
 class Watcher:
@@ -148,6 +155,12 @@ def test_lock_timeout_is_a_session_option_not_a_statement(db_url):
         assert cur.fetchone() == ("10s", "15min", "faturamento_batch")
     conn.close()
     assert "lock_timeout" not in with_session_options(db_url, lock_timeout_s=0).params.get("options", "")
+    # Options the URL already has stay, after ours (so an explicit `-c` in the URL wins).
+    conn = adbc_connect(with_session_options(_with_options(db_url, "-c lock_timeout=2s -c work_mem=8MB"), 900, 10), autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), current_setting('work_mem')")
+        assert cur.fetchone() == ("2s", "15min", "8MB")
+    conn.close()
 
 
 def test_bad_retry_settings_are_usage_errors(db_url, tmp_path, capsys):
@@ -162,7 +175,13 @@ def test_a_real_deadlock_with_the_application_is_retried(day2, db_url, tmp_path)
     """The application locks a shipment item, the run updates the NF's lines and then waits for
     that item, the application then asks for one of those lines: PostgreSQL's deadlock detector
     aborts the run's transaction (it waited first, so its check runs first); the retry succeeds."""
-    holder, watcher = Holder(db_url, "embarque_itens"), Watcher(db_url)
+    if not scalar(db_url, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+        pytest.skip("deadlock_timeout is a superuser setting; the test database user is not one")
+    # Who is the victim depends on whose deadlock check runs first after the cycle closes:
+    # the run checks after 3 s (time to close the cycle on a loaded machine), the application
+    # after 60 s, so the run is the one aborted.
+    holder = Holder(_with_options(db_url, "-c deadlock_timeout=60s"), "embarque_itens")
+    watcher = Watcher(db_url)
     outcome: dict = {}
 
     def close_the_cycle():
@@ -179,7 +198,7 @@ def test_a_real_deadlock_with_the_application_is_retried(day2, db_url, tmp_path)
     thread = threading.Thread(target=close_the_cycle)
     thread.start()
     try:
-        code, manifest = _sync(db_url, tmp_path, day2, "--lock-timeout", "10")
+        code, manifest = _sync(_with_options(db_url, "-c deadlock_timeout=3s"), tmp_path, day2, "--lock-timeout", "10")
     finally:
         thread.join()
         holder.close()
