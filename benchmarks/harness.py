@@ -38,6 +38,8 @@ SIZES = {
     # full: invoice lines into empty tables; incremental: (lines already in the table, batch lines)
     "small": {"full": [20_000], "incremental": [(50_000, 5_000)], "repeat": 1},
     "full": {"full": [100_000, 1_000_000], "incremental": [(500_000, 20_000), (5_000_000, 20_000)], "repeat": 3},
+    # the memory bound: a run three times the 1M one must peak at (about) the same RSS
+    "3m": {"full": [3_000_000], "incremental": [], "repeat": 1},
 }
 CONTENDERS = ("ours", "old", "dlt", "floor")
 E2E_CONTENDERS = CONTENDERS  # dlt and the floor get their rows from our extraction + transform end-to-end

@@ -91,6 +91,39 @@ def _lock(writer: Writer, settings: Settings, url: str):
     return lock_and_read_cursor(writer, settings.job, settings.wait_seconds)
 
 
+def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start, since, url: str, run_dir: Path,
+                      manifest: dict, clock: _Clock):
+    """A full run by chunks (`full_run`), its figures put into the manifest, committed with its record."""
+    from .full_run import run_full
+
+    t = time.perf_counter()
+    outcome = run_full(settings, source, writer, start.now, url, run_dir)
+    clock.phase("chunked", t)
+    clock.timings.update({k: v for k, v in outcome.timings.items()})
+    manifest.update(
+        counts=outcome.counts, rows_to_write=outcome.rows_to_write, reject_ratio=outcome.reject_ratio,
+        downstream=outcome.downstream, odoo=outcome.odoo, artifacts=outcome.artifacts,
+        chunks={"chunk_size": settings.chunk_size, "chunks": outcome.chunks, "state_buckets": outcome.buckets},
+        cursor={**manifest["cursor"], "new": outcome.max_write_date or start.cursor},
+    )  # fmt: skip
+    if settings.dry_run:
+        writer.rollback()
+        manifest["status"] = "dry_run"
+        return outcome
+    manifest["written"] = outcome.written
+    if outcome.cascade is not None:
+        manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": outcome.cascade}))
+    record = RunRecord(
+        run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=start.now,
+        cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=outcome.counts,
+        timings=dict(clock.timings), artifacts_dir=str(run_dir),
+    )  # fmt: skip
+    writer.finish(record)
+    writer.commit()
+    manifest["status"] = "success"
+    return outcome
+
+
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
     """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then."""
     run_id = new_run_id()
@@ -107,6 +140,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
     }
     writer = None
     state = None
+    reads = 0
     try:
         t = time.perf_counter()
         source = source or make_source(settings)
@@ -122,6 +156,10 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         since = None if full else (settings.since or start.cursor - settings.overlap)
         manifest.update(mode="full" if full else "incremental", cursor={"stored": start.cursor, "since": since})
         log.info("run %s: %s sync from %s", run_id, manifest["mode"], manifest["source"])
+        if full and settings.chunk_size > 0:
+            outcome = _run_full_chunked(settings, source, writer, start, since, url, run_dir, manifest, clock)
+            reads = outcome.reads
+            return RunResult(run_id, run_dir, manifest, None, clock.timings)
 
         t = time.perf_counter()
         log.info("extract: reading Odoo")
@@ -204,7 +242,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         if writer is not None:
             manifest["sql_statements"] = {
                 "writer": writer.statements,
-                "reads": state.statements if state is not None else 0,
+                "reads": state.statements if state is not None else reads,
             }
             manifest["sql_statements"]["total"] = sum(manifest["sql_statements"].values())
             writer.close()

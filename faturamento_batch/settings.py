@@ -16,6 +16,8 @@ from .errors import ConfigError
 
 DEFAULT_JOB = "faturamento"
 DEFAULT_STATE_DIR = ".faturamento"
+# Lines per chunk of a full run (DESIGN §8): sets its peak memory; fits a 512 MB container.
+DEFAULT_CHUNK_SIZE = 100_000
 
 
 def redact(text: str) -> str:
@@ -50,6 +52,7 @@ class Settings:
     max_reject_ratio: float = 0.05
     wait_seconds: float = 0.0
     statement_timeout: float = 900.0  # seconds one SQL statement may run; 0 = no limit
+    chunk_size: int = DEFAULT_CHUNK_SIZE  # lines per chunk of a full run; 0 = the whole run in one piece
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -88,12 +91,19 @@ def env_settings(**overrides) -> Settings:
         "odoo_password": env.get("ODOO_PASSWORD") or None,
         "odoo_api_key": env.get("ODOO_API_KEY") or None,
     }
+    if env.get("FATURAMENTO_CHUNK_SIZE"):
+        try:
+            values["chunk_size"] = int(env["FATURAMENTO_CHUNK_SIZE"])
+        except ValueError:
+            raise ConfigError("`FATURAMENTO_CHUNK_SIZE` must be a whole number of lines (0 = one piece)") from None
     if env.get("FATURAMENTO_STATE_DIR"):
         values["state_dir"] = Path(env["FATURAMENTO_STATE_DIR"])
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if not 0 <= settings.max_reject_ratio <= 1:
         raise ConfigError("`--max-reject-ratio` must be between 0 and 1 (0.05 is 5 %)")
+    if settings.chunk_size < 0:
+        raise ConfigError("`--chunk-size` must be a number of lines (0 = the whole full run in one piece)")
     if settings.page_size < 1:
         raise ConfigError("`--page-size` must be a positive number of lines")
     return settings
