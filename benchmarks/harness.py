@@ -41,8 +41,8 @@ SIZES = {
     # the memory bound: a run three times the 1M one must peak at (about) the same RSS
     "3m": {"full": [3_000_000], "incremental": [], "repeat": 1},
 }
-CONTENDERS = ("ours", "old", "dlt", "floor")
-E2E_CONTENDERS = CONTENDERS  # dlt and the floor get their rows from our extraction + transform end-to-end
+CONTENDERS = ("ours", "old", "dlt", "sling", "floor")
+E2E_CONTENDERS = CONTENDERS  # dlt, sling and the floor get their rows from our extraction + transform end-to-end
 RUN_PREFIX = "bench_run_"
 
 

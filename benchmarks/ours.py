@@ -10,16 +10,19 @@ a fresh state directory per run).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from faturamento_batch.pipeline import run_sync
 from faturamento_batch.settings import Settings
 
-from .frames import MemorySource, load_raw
+from .frames import MemorySource, ParquetSource, load_raw
 from .prepare import SINCE
 
 
 def prepare(spec: dict):
+    if spec["mode"] == "db" and spec["kind"] == "full":  # chunk by chunk: the input is not held
+        return ParquetSource(Path(spec["raw"]))
     if spec["mode"] == "db":
         return MemorySource(load_raw(Path(spec["raw"])))
     return None
@@ -40,6 +43,8 @@ def run(source, spec: dict) -> dict:
         odoo_password=odoo.get("password"),
         odoo_timeout=600.0,
     )
+    if spec.get("chunk_size") is not None:
+        settings = replace(settings, chunk_size=int(spec["chunk_size"]))
     result = run_sync(settings, source=source)
     m = result.manifest
     counts = m.get("counts", {})
@@ -50,6 +55,7 @@ def run(source, spec: dict) -> dict:
             "timings": m["timings"],
             "sql_statements": m["sql_statements"],
             "manifest_peak_memory_mb": m["peak_memory_mb"],
+            "chunks": m.get("chunks"),
             "counts": {k: counts.get(k) for k in ("lines", "inserts", "status_changes", "cancellations",
                                                   "new_products", "consolidation", "drift", "rejected")},
             "odoo_bytes": m.get("odoo", {}).get("bytes_received", 0),

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from . import pg
 
-LABELS = {"ours": "faturamento_batch", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "floor": "physical floor"}
+LABELS = {"ours": "faturamento_batch", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "sling": "sling upsert",
+          "floor": "physical floor"}
 MODES = {"db": "DB-side", "e2e": "end-to-end"}
 PACKAGES = ("faturamento-batch", "polars", "connectorx", "adbc-driver-postgresql", "pyarrow", "dlt", "SQLAlchemy",
-            "psycopg2-binary", "pgserver")  # fmt: skip
+            "psycopg2-binary", "pgserver", "sling", "sling-linux-amd64")  # fmt: skip
 PG_SETTINGS = ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size", "synchronous_commit", "fsync")
 
 
