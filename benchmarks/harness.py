@@ -57,6 +57,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"subset of {','.join(CONTENDERS)}")
     p.add_argument("--modes", default="db,e2e", help="db (Odoo data in memory → committed), e2e (JSON-RPC included)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk-size", type=int, help="faturamento_batch's full-run chunk size (default: its own default)")
     p.add_argument("--rebuild", action="store_true", help="prepare inputs and templates again")
     p.add_argument("--prepare-only", action="store_true", help="prepare inputs and templates, measure nothing")
     p.add_argument("--timeout", type=float, default=4 * 3600, help="seconds one measurement may take")
@@ -154,7 +155,7 @@ def measure(args, admin: str, prepared: Prepared, contender: str, mode: str, rep
     spec = {
         "contender": contender, "mode": mode, "kind": prepared.kind, "url": url, "tmp": str(tmp),
         "raw": str(prepared.raw), "lines": str(prepared.lines), "result": str(tmp / "result.json"),
-        "odoo": replay.odoo() if replay else None,
+        "odoo": replay.odoo() if replay else None, "chunk_size": args.chunk_size,
         "dlt_pipeline": str(prepared.dlt_pipeline) if (contender == "dlt" and prepared.kind == "incremental") else None,
     }  # fmt: skip
     log_file = args.work_dir / "logs" / f"{prepared.dir.name}-{contender}-{mode}-{rep}.log"

@@ -19,7 +19,7 @@ from . import artifacts
 from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
-from .db.read import read_existing
+from .db.read import read_existing, read_existing_on
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
 from .errors import ConfigError, DatabaseError, FaturamentoError, RejectRatioExceeded
@@ -177,7 +177,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         t = time.perf_counter()
         nfs = lines.get_column("numero_nf").unique().to_list()
         codes = lines.get_column("cod_produto").unique().to_list()
-        state = read_existing(url, nfs, codes, full=full)
+        # Incremental batches are small: read on the open connection, not three new ones.
+        state = read_existing(url, nfs, codes, full=True) if full else read_existing_on(writer.cur, nfs, codes)
         clock.phase("read_state", t)
 
         t = time.perf_counter()
