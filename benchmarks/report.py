@@ -11,7 +11,7 @@ from pathlib import Path
 from . import pg
 
 LABELS = {"ours": "faturamento_batch", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "sling": "sling upsert",
-          "floor": "physical floor"}
+          "floor": "physical floor", "extract": "extraction alone (ours, no load)"}
 MODES = {"db": "DB-side", "e2e": "end-to-end"}
 PACKAGES = ("faturamento-batch", "polars", "connectorx", "adbc-driver-postgresql", "pyarrow", "dlt", "SQLAlchemy",
             "psycopg2-binary", "pgserver", "sling", "sling-linux-amd64")  # fmt: skip
@@ -71,26 +71,31 @@ def _n(v) -> str:
 
 def results_table(report: dict) -> str:
     head = ("| scenario | measured | contender | seconds (median) | min – max | SQL statements | Odoo calls "
-            "| peak RSS MB | × floor |\n|---|---|---|--:|--:|--:|--:|--:|--:|")  # fmt: skip
+            "| peak RSS MB | × floor | × extraction | load |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")  # fmt: skip
     rows = [head]
     for sc in report["scenarios"]:
         for r in sc["summary"]:
             if not r.get("runs"):
-                rows.append(f"| {sc['scenario']} | {MODES[r['mode']]} | {LABELS[r['contender']]} | failed | | | | | |")
+                rows.append(f"| {sc['scenario']} | {MODES[r['mode']]} | {LABELS[r['contender']]} | failed | | | | | | | |")
                 continue
             ratio = f"{r['x_floor']:.1f}×" if r.get("x_floor") is not None else "—"
             if r["mode"] != r.get("floor_mode", r["mode"]):
                 ratio += " †"
             fails = f" ({r['failed']} failed)" if r.get("failed") else ""
+            extraction = f"{r['x_extract']:.2f}×" if r.get("x_extract") is not None else "—"
             rows.append(
                 f"| {sc['scenario']} | {MODES[r['mode']]} | {LABELS[r['contender']]} | **{_secs(r['median'])}**{fails} "
                 f"| {_secs(r['min'])} – {_secs(r['max'])} | {_n(r['statements'])} | {_n(r['odoo_calls'])} "
-                f"| {r['peak_rss_mb']:,.0f} | {ratio} |"
+                f"| {r['peak_rss_mb']:,.0f} | {ratio} | {extraction} | {r.get('load', 0):.1f} |"
             )
     return "\n".join(rows)
 
 
-PHASES = ("connect", "lock", "extract", "transform", "read_state", "diff", "artifacts", "write")
+# One-piece (incremental) runs: connect … write. Chunked full runs: plan, read_state, then extract,
+# transform, diff and artifacts summed over the chunks (they overlap each other and the COPY),
+# copy (the streamed COPY, wall clock), staged_writes (everything sent after it).
+PHASES = ("connect", "lock", "plan", "extract", "transform", "read_state", "diff", "artifacts", "copy",
+          "staged_writes", "stock", "write")  # fmt: skip
 
 
 def phases_table(report: dict) -> str:

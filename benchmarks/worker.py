@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 CONTENDERS = {"ours": "benchmarks.ours", "old": "benchmarks.old_job", "dlt": "benchmarks.dlt_merge", "floor": "benchmarks.floor",
-               "sling": "benchmarks.sling_load"}
+               "sling": "benchmarks.sling_load", "extract": "benchmarks.extract_only"}
 
 
 def peak_rss_mb() -> float:
