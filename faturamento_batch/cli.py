@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .errors import FaturamentoError
-from .settings import Settings, env_settings, redact
+from .settings import Settings, env_settings, parse_nfs, redact
 
 log = logging.getLogger("faturamento_batch")
 
@@ -71,6 +71,13 @@ def _runs_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifacts-dir", type=Path)
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for a running sync instead of exiting 3")
+    p.add_argument("--job", help="job name: its own cursor and lock (default faturamento)")
+    p.add_argument("--statement-timeout", type=float, metavar="SECONDS",
+                   help="cancel any single SQL statement running longer (default 900; 0 = no limit)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="faturamento-batch", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,10 +104,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk related-record cache")
     p.add_argument("--overlap-minutes", type=float, help="re-read this much before the cursor (default 10)")
     p.add_argument("--max-reject-ratio", type=float, help="abort when more lines than this are rejected (default 0.05)")
-    p.add_argument("--wait", type=float, metavar="SECONDS", help="wait this long for a running sync instead of exiting 3")
-    p.add_argument("--job", help="job name: its own cursor and lock (default faturamento)")
-    p.add_argument("--statement-timeout", type=float, metavar="SECONDS",
-                   help="cancel any single SQL statement running longer (default 900; 0 = no limit)")
+    _run_options(p)
+    p.add_argument("--no-stock", action="store_true",
+                   help="skip the stock stage (a database without the stock module)")
+
+    p = sub.add_parser("stock", help="the stock stage alone, without Odoo: the pending NFs, or the listed ones")
+    _common(p)
+    p.add_argument("--nfs", metavar="NF,NF…", help="process these NFs (as the database holds them) instead of the pending ones")
+    p.add_argument("--dry-run", action="store_true", help="compute and report what the stage would write, write nothing")
+    p.add_argument("--artifacts-dir", type=Path, help="where runs/<run-id>/ go (default ./runs)")
+    _run_options(p)
 
     p = sub.add_parser("runs", help="recent runs and their manifests")
     _runs_options(p)  # `runs` alone is `runs list`
@@ -165,6 +178,8 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
         job=get("job"),
         statement_timeout=get("statement_timeout"),
         chunk_size=get("chunk_size"),
+        stock=False if get("no_stock") else None,
+        stock_nfs=tuple(parse_nfs(get("nfs"))) if get("nfs") is not None else None,
         **extra,
     )
 

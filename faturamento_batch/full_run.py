@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -38,7 +37,7 @@ from .diff import ChangeSet, compute_changeset
 from .errors import RejectRatioExceeded
 from .odoo.chunks import ChunkedExtraction, one_chunk
 from .odoo.source import Source
-from .schemas import CONSOLIDATION, KEY, LINE, LINE_VALUES, NEW_PRODUCT, REJECTED
+from .schemas import CONSOLIDATION, KEY, LINE, LINE_VALUES, NEW_PRODUCT, REJECTED, STATUS_CHANGE, STOCK_NF_LINE
 from .settings import Settings
 from .transform import TransformResult, nfs_on_several_moves, transform
 
@@ -67,9 +66,41 @@ class FullOutcome:
     chunks: int
     buckets: int
     reads: int
+    run_dir: Path
+    state: FullState
+    apply_drift: bool
     timings: dict[str, float] = field(default_factory=dict)
     written: dict[str, int] = field(default_factory=dict)
     cascade: pl.DataFrame | None = None
+
+    @property
+    def statements(self) -> int:
+        """SQL statements the reads sent (the writer counts its own)."""
+        return self.reads
+
+    def stock_inputs(self) -> tuple[ChangeSet, pl.DataFrame]:
+        """What the stock stage of this run needs, read back from the run's artifacts.
+
+        The stage looks at the NFs the run inserted, reactivated or changed: their
+        new lines (the `inserts` part, only the stage's columns), the status changes
+        and drift, and the existing rows of those NFs. So what it holds grows with
+        those NFs (every NF on a first full run), not with the tables.
+        """
+        cols = STOCK_NF_LINE.names()
+        part = lambda name, columns=None: pl.read_parquet(self.run_dir / f"{name}.parquet", columns=columns)  # noqa: E731
+        inserts = part("inserts", cols).cast(dict(STOCK_NF_LINE))  # type: ignore[arg-type]
+        status = part("status_changes").cast(dict(STATUS_CHANGE))  # type: ignore[arg-type]
+        drift = part("drift")
+        nfs = pl.concat([inserts.select("numero_nf"), status.select("numero_nf"), drift.select("numero_nf"),
+                         part("reactivations")]).unique()  # fmt: skip
+        existing = pl.concat([self.state.bucket(b)[0].join(nfs, on="numero_nf", how="semi") for b in range(self.state.buckets)])
+        cs = ChangeSet(
+            inserts=inserts, status_changes=status, drift=drift, cancellations=part("cancellations"),
+            reactivations=part("reactivations"), new_products=pl.DataFrame(schema=NEW_PRODUCT),
+            consolidation=pl.DataFrame(schema=CONSOLIDATION), orphans=pl.DataFrame(), rejected=pl.DataFrame(schema=REJECTED),
+            apply_drift=self.apply_drift,
+        )  # fmt: skip
+        return cs, existing
 
 
 def extraction_of(source: Source, chunk_lines: int) -> ChunkedExtraction:
@@ -260,9 +291,12 @@ def _read(spill: Spill, schema: pl.Schema) -> pl.DataFrame:
     return pl.read_parquet(spill.file).cast(dict(schema))  # type: ignore[arg-type]
 
 
-def run_full(settings: Settings, source: Source, writer: Writer, now: datetime, url: str, run_dir: Path) -> FullOutcome:
+def run_full(settings: Settings, source: Source, writer: Writer, now: datetime, url: str, run_dir: Path,
+             workdir: Path) -> FullOutcome:
     """Extract, transform, diff and write a full run chunk by chunk, inside the open transaction.
 
+    `workdir` holds the spills (an empty temporary directory the caller removes
+    after the run: the stock stage still reads the state's buckets).
     Not committed here; raises like a one-piece run (a `RejectRatioExceeded` once
     every chunk has been counted, a `DatabaseError` from any statement).
     """
@@ -271,45 +305,44 @@ def run_full(settings: Settings, source: Source, writer: Writer, now: datetime, 
     several = nfs_on_several_moves(extraction.moves_index)
     extraction.moves_index = extraction.moves_index.clear()  # keys no longer needed
     plan_seconds = time.perf_counter() - started
-    with tempfile.TemporaryDirectory(prefix="faturamento-full-") as tmp_name:
-        tmp = Path(tmp_name)
-        t = time.perf_counter()
-        state = read_full_state(url, settings.chunk_size, tmp / "state")
-        read_seconds = time.perf_counter() - t
-        run = _Run(settings, state, several, run_dir, tmp, now)
-        log.info("full run: %d chunks of ~%d lines, %d existing lines in %d bucket(s)",
-                 extraction.n_chunks, settings.chunk_size, state.rows["lines"], state.buckets)  # fmt: skip
-        raw: queue.Queue = queue.Queue(maxsize=1)
-        out: queue.Queue = queue.Queue(maxsize=1)
-        threads = [run.stage("extract", lambda: run.extract(extraction, raw)),
-                   run.stage("process", lambda: run.process(raw, out))]  # fmt: skip
-        t = time.perf_counter()
-        try:
-            schema = arrow_schema(insert_rows(pl.DataFrame(schema=LINE_VALUES), now))
-            batches = _insert_batches(run, out, schema)
-            if settings.dry_run:
-                written = sum(batch.num_rows for batch in batches)
-            else:
-                written = ingest_stream(writer, "faturamento_produto", schema, batches, temporary=False)
-        except BaseException:
-            run.stop.set()
-            raise
-        finally:
-            for thread in threads:
-                thread.join()
-        if run.errors:
-            raise run.errors[0]
-        copy_seconds = time.perf_counter() - t
-        run.finish_orphans()
-        for spill in run.artifacts.values():
-            spill.close()
-        _check_rejects(run, settings)
-        t = time.perf_counter()
-        summary = None
-        if not settings.dry_run:
-            cancelled = pl.concat([pl.Series("numero_nf", [], dtype=pl.String), *run.cancelled]).unique().sort().to_list()
-            summary = write_staged(writer, run.staged, cancelled, now)
-            summary.rows["faturamento_produto.insert"] = written
+    tmp = workdir
+    t = time.perf_counter()
+    state = read_full_state(url, settings.chunk_size, tmp / "state")
+    read_seconds = time.perf_counter() - t
+    run = _Run(settings, state, several, run_dir, tmp, now)
+    log.info("full run: %d chunks of ~%d lines, %d existing lines in %d bucket(s)",
+             extraction.n_chunks, settings.chunk_size, state.rows["lines"], state.buckets)  # fmt: skip
+    raw: queue.Queue = queue.Queue(maxsize=1)
+    out: queue.Queue = queue.Queue(maxsize=1)
+    threads = [run.stage("extract", lambda: run.extract(extraction, raw)),
+               run.stage("process", lambda: run.process(raw, out))]  # fmt: skip
+    t = time.perf_counter()
+    try:
+        schema = arrow_schema(insert_rows(pl.DataFrame(schema=LINE_VALUES), now))
+        batches = _insert_batches(run, out, schema)
+        if settings.dry_run:
+            written = sum(batch.num_rows for batch in batches)
+        else:
+            written = ingest_stream(writer, "faturamento_produto", schema, batches, temporary=False)
+    except BaseException:
+        run.stop.set()
+        raise
+    finally:
+        for thread in threads:
+            thread.join()
+    if run.errors:
+        raise run.errors[0]
+    copy_seconds = time.perf_counter() - t
+    run.finish_orphans()
+    for spill in run.artifacts.values():
+        spill.close()
+    _check_rejects(run, settings)
+    t = time.perf_counter()
+    summary = None
+    if not settings.dry_run:
+        cancelled = pl.concat([pl.Series("numero_nf", [], dtype=pl.String), *run.cancelled]).unique().sort().to_list()
+        summary = write_staged(writer, run.staged, cancelled, now, stock=settings.stock)
+        summary.rows["faturamento_produto.insert"] = written
     return FullOutcome(
         counts={**run.counts, "odoo_lines": run.in_domain, "lines": run.lines, "merged_lines": run.merged,
                 "existing_lines_read": state.rows["lines"]},
@@ -322,6 +355,9 @@ def run_full(settings: Settings, source: Source, writer: Writer, now: datetime, 
         chunks=extraction.n_chunks,
         buckets=state.buckets,
         reads=state.statements,
+        run_dir=run_dir,
+        state=state,
+        apply_drift=settings.apply_drift,
         timings={"plan": round(plan_seconds, 4), "read_state": round(read_seconds, 4),
                  **{k: round(v, 4) for k, v in run.timings.items()},
                  "copy": round(copy_seconds, 4), "staged_writes": round(time.perf_counter() - t, 4)},  # fmt: skip

@@ -1,7 +1,9 @@
-"""One sync run: lock → cursor → extract → transform → read state → diff → write → artifacts.
+"""One sync run: lock → cursor → extract → transform → read state → diff → stock → write → artifacts.
 
 The pipeline only wires the stages; each stage returns frames or a small
-summary, and this module assembles the manifest from them.
+summary, and this module assembles the manifest from them. `run_stock` is the
+stock stage alone (the `stock` command), with the same lock, artifacts,
+manifest and run record.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from . import artifacts
+from . import artifacts, stock_stage
 from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
@@ -25,6 +27,7 @@ from .diff import ChangeSet, compute_changeset
 from .errors import ConfigError, DatabaseError, FaturamentoError, RejectRatioExceeded
 from .odoo.source import RawBatch, Source
 from .settings import Settings
+from .stock_stage import StockStage
 from .transform import transform
 
 log = logging.getLogger(__name__)
@@ -93,35 +96,55 @@ def _lock(writer: Writer, settings: Settings, url: str):
 
 def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start, since, url: str, run_dir: Path,
                       manifest: dict, clock: _Clock):
-    """A full run by chunks (`full_run`), its figures put into the manifest, committed with its record."""
+    """A full run by chunks (`full_run`), then the stock stage once over the NFs it touched,
+    committed with its run record. Returns the read summaries (for the statement count)."""
+    import tempfile
+
     from .full_run import run_full
 
-    t = time.perf_counter()
-    outcome = run_full(settings, source, writer, start.now, url, run_dir)
-    clock.phase("chunked", t)
-    clock.timings.update({k: v for k, v in outcome.timings.items()})
-    manifest.update(
-        counts=outcome.counts, rows_to_write=outcome.rows_to_write, reject_ratio=outcome.reject_ratio,
-        downstream=outcome.downstream, odoo=outcome.odoo, artifacts=outcome.artifacts,
-        chunks={"chunk_size": settings.chunk_size, "chunks": outcome.chunks, "state_buckets": outcome.buckets},
-        cursor={**manifest["cursor"], "new": outcome.max_write_date or start.cursor},
-    )  # fmt: skip
+    reads: list = []
+    with tempfile.TemporaryDirectory(prefix="faturamento-full-") as workdir:
+        t = time.perf_counter()
+        outcome = run_full(settings, source, writer, start.now, url, run_dir, Path(workdir))
+        reads.append(outcome)
+        clock.phase("chunked", t)
+        clock.timings.update(outcome.timings)
+        manifest.update(
+            counts=outcome.counts, rows_to_write=outcome.rows_to_write, reject_ratio=outcome.reject_ratio,
+            downstream=outcome.downstream, odoo=outcome.odoo, artifacts=outcome.artifacts,
+            chunks={"chunk_size": settings.chunk_size, "chunks": outcome.chunks, "state_buckets": outcome.buckets},
+            cursor={**manifest["cursor"], "new": outcome.max_write_date or start.cursor},
+        )  # fmt: skip
+        stock = None
+        if settings.stock:
+            t = time.perf_counter()
+            cs, existing = outcome.stock_inputs()
+            stock = stock_stage.plan_for_sync(url, cs, existing, full=True)
+            del cs, existing
+            reads.append(stock)
+            clock.phase("stock", t)
+            _report_stock(manifest, run_dir, stock)
     if settings.dry_run:
         writer.rollback()
         manifest["status"] = "dry_run"
-        return outcome
+        return reads
+    t = time.perf_counter()
     manifest["written"] = outcome.written
     if outcome.cascade is not None:
         manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": outcome.cascade}))
+    if stock is not None:  # last: the application's rows stay locked only until the commit
+        manifest["written"].update(stock.write(writer, start.now).written)
+        manifest["stock"] = stock.manifest()
     record = RunRecord(
         run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=start.now,
-        cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=outcome.counts,
+        cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=_record_counts(outcome.counts, stock),
         timings=dict(clock.timings), artifacts_dir=str(run_dir),
     )  # fmt: skip
     writer.finish(record)
     writer.commit()
+    clock.phase("write", t)
     manifest["status"] = "success"
-    return outcome
+    return reads
 
 
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
@@ -139,8 +162,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         "started_at": started_at,
     }
     writer = None
-    state = None
-    reads = 0
+    reads: list = []  # the read stages' summaries, for the statement count
     try:
         t = time.perf_counter()
         source = source or make_source(settings)
@@ -157,8 +179,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         manifest.update(mode="full" if full else "incremental", cursor={"stored": start.cursor, "since": since})
         log.info("run %s: %s sync from %s", run_id, manifest["mode"], manifest["source"])
         if full and settings.chunk_size > 0:
-            outcome = _run_full_chunked(settings, source, writer, start, since, url, run_dir, manifest, clock)
-            reads = outcome.reads
+            reads.extend(_run_full_chunked(settings, source, writer, start, since, url, run_dir, manifest, clock))
             return RunResult(run_id, run_dir, manifest, None, clock.timings)
 
         t = time.perf_counter()
@@ -179,6 +200,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         codes = lines.get_column("cod_produto").unique().to_list()
         # Incremental batches are small: read on the open connection, not three new ones.
         state = read_existing(url, nfs, codes, full=True) if full else read_existing_on(writer.cur, nfs, codes)
+        reads.append(state)
         clock.phase("read_state", t)
 
         t = time.perf_counter()
@@ -212,18 +234,29 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 list(zip(top["reason"].to_list(), top["len"].to_list())),
             )  # fmt: skip
 
+        stock = None
+        if settings.stock:
+            t = time.perf_counter()
+            stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full)
+            reads.append(stock)
+            clock.phase("stock", t)
+            _report_stock(manifest, run_dir, stock)
+
         t = time.perf_counter()
         if settings.dry_run:
             writer.rollback()
             manifest["status"] = "dry_run"
         else:
-            summary = writer.write(cs, start.now)
+            summary = writer.write(cs, start.now, stock=settings.stock)
             manifest["written"] = summary.rows
             if summary.cascade is not None:
                 manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": summary.cascade}))
+            if stock is not None:  # last: the application's rows stay locked only until the commit
+                manifest["written"].update(stock.write(writer, start.now).written)
+                manifest["stock"] = stock.manifest()
             record = RunRecord(
                 run_id=run_id, job=settings.job, mode=manifest["mode"], started_at=start.now,
-                cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=counts,
+                cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=_record_counts(counts, stock),
                 timings=dict(clock.timings), artifacts_dir=str(run_dir),
             )  # fmt: skip
             writer.finish(record)
@@ -232,25 +265,100 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         clock.phase("write", t)
         return RunResult(run_id, run_dir, manifest, cs, clock.timings)
     except Exception as exc:  # a bug fails the run the same way: rolled back, recorded
-        if writer is not None:
-            writer.rollback()
-        manifest["status"] = "failed"
-        prefix = "" if isinstance(exc, FaturamentoError) else "internal error: "
-        manifest["error"] = settings.scrub(f"{prefix}{exc}")
-        manifest["error_type"] = type(exc).__name__
+        _fail(writer, manifest, settings, exc)
         raise
     finally:
-        if writer is not None:
-            manifest["sql_statements"] = {
-                "writer": writer.statements,
-                "reads": state.statements if state is not None else reads,
-            }
-            manifest["sql_statements"]["total"] = sum(manifest["sql_statements"].values())
-            writer.close()
-        manifest["timings"] = {**clock.timings, "total": clock.total()}
-        manifest["peak_memory_mb"] = peak_memory_mb()
-        manifest["finished_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
-        try:
-            artifacts.write_manifest(run_dir, manifest)
-        except OSError as exc:
-            log.error("could not write the run manifest to %s: %s", run_dir, exc)
+        _close(writer, manifest, reads, clock, run_dir)
+
+
+def _report_stock(manifest: dict, run_dir: Path, stock: StockStage) -> None:
+    manifest["stock"] = stock.manifest()
+    manifest["rows_to_write"] = manifest.get("rows_to_write", 0) + stock.rows_to_write
+    manifest.setdefault("artifacts", {}).update(artifacts.write_parts(run_dir, stock.parts()))
+
+
+def _record_counts(counts: dict, stock: StockStage | None) -> dict:
+    """The counts `sync_runs` keeps: the ChangeSet's, and the stock stage's under `stock`."""
+    if stock is None:
+        return counts
+    section = stock.manifest()
+    return {**counts, "stock": {k: v for k, v in section.items() if isinstance(v, (int, dict)) and k != "seconds"}}
+
+
+def _fail(writer: Writer | None, manifest: dict, settings: Settings, exc: Exception) -> None:
+    if writer is not None:
+        writer.rollback()
+    manifest["status"] = "failed"
+    prefix = "" if isinstance(exc, FaturamentoError) else "internal error: "
+    manifest["error"] = settings.scrub(f"{prefix}{exc}")
+    manifest["error_type"] = type(exc).__name__
+
+
+def _close(writer: Writer | None, manifest: dict, reads: list, clock: _Clock, run_dir: Path) -> None:
+    """Count the statements, close the connection (releasing the lock), write the manifest."""
+    if writer is not None:
+        manifest["sql_statements"] = {
+            "writer": writer.statements,
+            "reads": sum(r.statements for r in reads),
+        }
+        manifest["sql_statements"]["total"] = sum(manifest["sql_statements"].values())
+        writer.close()
+    manifest["timings"] = {**clock.timings, "total": clock.total()}
+    manifest["peak_memory_mb"] = peak_memory_mb()
+    manifest["finished_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        artifacts.write_manifest(run_dir, manifest)
+    except OSError as exc:
+        log.error("could not write the run manifest to %s: %s", run_dir, exc)
+
+
+def run_stock(settings: Settings) -> RunResult:
+    """The stock stage alone (`stock`): the pending NFs, or `settings.stock_nfs`; no Odoo.
+
+    Same lock as `sync` (the job's), same artifacts and manifest, a `sync_runs`
+    row of mode `stock`; the cursor is left as it is. Raises a `FaturamentoError`
+    when the run fails; nothing is written then.
+    """
+    run_id = new_run_id()
+    run_dir = settings.artifacts_dir / run_id
+    clock = _Clock()
+    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    manifest: dict = {"run_id": run_id, "job": settings.job, "status": "running", "mode": "stock",
+                      "dry_run": settings.dry_run, "started_at": started_at, "nfs": list(settings.stock_nfs)}  # fmt: skip
+    writer = None
+    reads: list = []
+    try:
+        t = time.perf_counter()
+        url = database_url(settings)
+        writer = Writer(adbc_connect(with_session_options(url, settings.statement_timeout)))
+        clock.phase("connect", t)
+        t = time.perf_counter()
+        start = _lock(writer, settings, url)
+        clock.phase("lock", t)
+        log.info("run %s: stock stage for %s", run_id, ", ".join(settings.stock_nfs) or "the pending NFs")
+        t = time.perf_counter()
+        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs))
+        reads.append(stock)
+        clock.phase("stock", t)
+        _report_stock(manifest, run_dir, stock)
+        t = time.perf_counter()
+        if settings.dry_run:
+            writer.rollback()
+            manifest["status"] = "dry_run"
+        else:
+            manifest["written"] = dict(stock.write(writer, start.now).written)
+            manifest["stock"] = stock.manifest()
+            record = RunRecord(
+                run_id=run_id, job=settings.job, mode="stock", started_at=start.now, cursor_from=None,
+                cursor_to=None, counts=_record_counts({}, stock), timings=dict(clock.timings), artifacts_dir=str(run_dir),
+            )  # fmt: skip
+            writer.finish(record)
+            writer.commit()
+            manifest["status"] = "success"
+        clock.phase("write", t)
+        return RunResult(run_id, run_dir, manifest, None, clock.timings)
+    except Exception as exc:
+        _fail(writer, manifest, settings, exc)
+        raise
+    finally:
+        _close(writer, manifest, reads, clock, run_dir)

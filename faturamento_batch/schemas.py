@@ -151,8 +151,19 @@ STOCK_MOVEMENT = pl.Schema(
         "codigo_embarque": pl.Int64,
     }
 )
-# Open (resolvida false) inconsistencia_faturamento rows of the run's NFs.
-STOCK_OPEN_INCONSISTENCY = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "tipo": pl.String})
+# Open (resolvida false) inconsistencia_faturamento rows of the run's NFs, with the values
+# the stage writes, so an open row that already says the same is not rewritten every run.
+STOCK_OPEN_INCONSISTENCY = pl.Schema(
+    {
+        "id": pl.Int64,
+        "numero_nf": pl.String,
+        "tipo": pl.String,
+        "num_pedido": pl.String,
+        "cod_produto": pl.String,
+        "qtd_faturada": Q3,
+        "observacao_resolucao": pl.String,
+    }
+)
 # Existing faturamento_parcial_justificativa keys of the run's NFs.
 STOCK_JUSTIFICATION_KEY = pl.Schema({"separacao_lote_id": pl.String, "cod_produto": pl.String, "numero_nf": pl.String})
 
@@ -237,4 +248,12 @@ STOCK_JUSTIFICATION = pl.Schema(
         "classificacao_saldo": pl.String,
         "descricao_detalhada": pl.String,
     }
+)
+
+# Run artifacts of the stage (one Parquet part each), built from the StockPlan.
+# `stock_movements`: inserts and completions, `action` = insert | complete.
+STOCK_MOVEMENTS_PART = pl.Schema({"action": pl.String, "id": pl.Int64, **STOCK_MOVEMENT_INSERT})
+# `stock_links`: shipment items and separations given an NF, `kind` = item | separation.
+STOCK_LINKS_PART = pl.Schema(
+    {"kind": pl.String, "id": pl.Int64, "numero_nf": pl.String, "separacao_lote_id": pl.String, "clear_erro": pl.Boolean}
 )

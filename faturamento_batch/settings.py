@@ -53,6 +53,9 @@ class Settings:
     wait_seconds: float = 0.0
     statement_timeout: float = 900.0  # seconds one SQL statement may run; 0 = no limit
     chunk_size: int = DEFAULT_CHUNK_SIZE  # lines per chunk of a full run; 0 = the whole run in one piece
+    # The stock stage (DESIGN §9): on in `sync` unless `--no-stock`; `stock --nfs` lists NFs.
+    stock: bool = True
+    stock_nfs: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -78,6 +81,20 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.state_dir / "cache"
+
+
+NF_WIDTH = 20  # faturamento_produto.numero_nf
+
+
+def parse_nfs(text: str) -> list[str]:
+    """`--nfs NF,NF…` → the distinct NF numbers, in the order given; `ConfigError` when unusable."""
+    nfs = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not nfs:
+        raise ConfigError("`--nfs` lists no NF: give NF numbers separated by commas (`--nfs 123,124`)")
+    too_long = [nf for nf in nfs if len(nf) > NF_WIDTH]
+    if too_long:
+        raise ConfigError(f"`--nfs`: `{too_long[0]}` is longer than an NF number ({NF_WIDTH} characters)")
+    return nfs
 
 
 def env_settings(**overrides) -> Settings:

@@ -18,22 +18,41 @@ PARTS_SHOWN = (
 )
 
 
+def stock_line(s: dict) -> str:
+    """One line for the stock stage, from the manifest's `stock` section."""
+    c = s.get("counts") or {}
+    left = sum((s.get("left_alone") or {}).values())
+    return (
+        f"  stock: {s.get('nfs_processed', 0):,} NFs ({s.get('nfs_with_lot', 0):,} with a lot, "
+        f"{s.get('nfs_without_lot', 0):,} without; {s.get('nfs_linked', 0):,} linked, {s.get('nfs_divergent', 0):,} divergent)"
+        f" · movements +{c.get('movements_created', 0):,} completed {c.get('movements_completed', 0):,}"
+        f" · items {c.get('items_linked', 0):,} · separations {c.get('separations_synced', 0):,}"
+        f" · status {c.get('status_changes', 0):,} · inconsistencies +{c.get('inconsistencies_opened', 0):,}"
+        f" resolved {c.get('inconsistencies_resolved', 0):,} · justifications {c.get('justifications', 0):,}"
+        + (f" · left alone {left:,}" if "left_alone" in s else "")
+    )
+
+
 def summary_text(m: dict, run_dir: Path | str) -> str:
     """A short human summary of the run whose manifest is `m` and artifacts are in `run_dir`."""
     c = m.get("counts", {})
     cursor = m.get("cursor", {})
-    lines = [
-        f"run {m['run_id']}  {m.get('mode', '?')}  {m['status']}  ({m.get('source', '')})",
-        f"  Odoo lines {c.get('odoo_lines', 0):,} → {c.get('lines', 0):,} invoice lines "
-        f"({c.get('merged_lines', 0):,} merged, {c.get('rejected', 0):,} rejected = {m.get('reject_ratio', 0):.2%})",
-        "  " + " · ".join(f"{label} {c.get(part, 0):,}" for part, label in PARTS_SHOWN)
-        + ("" if m.get("apply_drift") else "  (drift reported, not written)"),
-    ]
+    lines = [f"run {m['run_id']}  {m.get('mode', '?')}  {m['status']}  ({m.get('source', 'no Odoo')})"]
+    if m.get("mode") != "stock":
+        lines += [
+            f"  Odoo lines {c.get('odoo_lines', 0):,} → {c.get('lines', 0):,} invoice lines "
+            f"({c.get('merged_lines', 0):,} merged, {c.get('rejected', 0):,} rejected = {m.get('reject_ratio', 0):.2%})",
+            "  " + " · ".join(f"{label} {c.get(part, 0):,}" for part, label in PARTS_SHOWN)
+            + ("" if m.get("apply_drift") else "  (drift reported, not written)"),
+        ]
+    if m.get("stock"):
+        lines.append(stock_line(m["stock"]))
     if m["status"] == "success":
         lines.append(
             "  nothing changed" if not m.get("rows_to_write") else f"  rows written: {json.dumps(m.get('written', {}))}"
         )
-    lines.append(f"  cursor {cursor.get('stored')} → {cursor.get('new')}  (read since {cursor.get('since') or 'the beginning'})")
+    if m.get("mode") != "stock":
+        lines.append(f"  cursor {cursor.get('stored')} → {cursor.get('new')}  (read since {cursor.get('since') or 'the beginning'})")
     t = m.get("timings", {})
     lines.append("  seconds: " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
     lines.append(

@@ -24,7 +24,11 @@ DEFAULTS = {
     "embarque_itens": {"cliente": "cliente", "pedido": "P1", "uf_destino": "SP", "cidade_destino": "Campinas"},
     "separacao": {"cod_uf": "SP"},
     "relatorio_faturamento_importado": {"criado_em": FIXED_TS},
+    "inconsistencia_faturamento": {"detectada_em": FIXED_TS},
+    "faturamento_parcial_justificativa": {"criado_em": FIXED_TS, "criado_por": "legacy"},
 }  # fmt: skip
+# How a loaded FIXED_TS reads back as text: a scenario's "<set>" never matches it.
+FIXED_TS_TEXT = "2026-01-01 00:00:00.000000"
 
 
 def _coerce(table, column: str, value):
@@ -42,7 +46,13 @@ def _coerce(table, column: str, value):
 
 
 def load_rows(url: str, tables: dict[str, list[dict]]) -> None:
-    """INSERT the given rows (dicts of column → value) with bound parameters, in table order."""
+    """INSERT the given rows (dicts of column → value) with bound parameters, in table order.
+
+    A table the schema does not know is an error: silently skipping it would let a
+    scenario assert on rows it never loaded."""
+    unknown = sorted(set(tables) - set(schema.metadata.tables))
+    if unknown:
+        raise KeyError(f"no table(s) {unknown} in the schema")
     conn = adbc_connect(url)
     try:
         with conn.cursor() as cur:

@@ -39,12 +39,13 @@ def make_scenario(url: str, root: Path) -> tuple[Path, Path]:
     Stock, shipment and picking rows then point at 100001 and 100002.
     Day 2 (incremental): 100001 and 100002 cancelled, 100003 posted again, price 10.50
     (drift), new NFs 100011–100012, and Odoo lines 10, 20, 30 with quantity 0 (rejected).
+    The import alone (`--no-stock`): these runs are about the ChangeSet's parts.
     """
     runs = root / "runs"
     day1 = build_dataset(root / "day1", moves=10, cancelled={3})
     day2 = build_dataset(root / "day2", moves=12, cancelled={1, 2}, price=10.5, bad_quantity_every=10,
                          write_date="2026-01-06 10:00:00")  # fmt: skip
-    code, first = sync(url, runs, day1)
+    code, first = sync(url, runs, day1, "--no-stock")
     assert code == 0
     load_rows(url, {
         "embarques": [{"id": 1, "numero": 1}],
@@ -53,7 +54,7 @@ def make_scenario(url: str, root: Path) -> tuple[Path, Path]:
         "embarque_itens": [{"embarque_id": 1, "nota_fiscal": "100001"}],
         "separacao": [{"numero_nf": "100002", "sincronizado_nf": True}],
     })  # fmt: skip
-    code, second = sync(url, runs, day2, "--max-reject-ratio", "1")
+    code, second = sync(url, runs, day2, "--max-reject-ratio", "1", "--no-stock")
     assert code == 0
     return first, second
 
@@ -65,7 +66,7 @@ def runs(pg_admin_url, template_url, tmp_path_factory) -> dict[str, an.Run]:
     urls = [clone_template(pg_admin_url), clone_template(pg_admin_url)]
     try:
         day1, day2 = make_scenario(urls[0], root / "scenario")
-        code, smoke = sync(urls[1], root / "smoke" / "runs", SMOKE, "--max-reject-ratio", "1")
+        code, smoke = sync(urls[1], root / "smoke" / "runs", SMOKE, "--max-reject-ratio", "1", "--no-stock")
         assert code == 0
     finally:
         for url in urls:

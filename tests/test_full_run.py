@@ -29,7 +29,7 @@ from .dbutil import load_cascade_rows, load_rows, read_table, scalar, snapshot
 VOLATILE = {"id", "created_at", "updated_at", "criado_em", "atualizado_em", "inativado_em", "resolvida_em",
             "detectada_em", "data_sincronizacao"}  # fmt: skip
 COMPARED = ("faturamento_produto", "relatorio_faturamento_importado", "cadastro_palletizacao", "movimentacao_estoque",
-            "embarque_itens", "separacao")  # fmt: skip
+            "embarque_itens", "separacao", "inconsistencia_faturamento", "faturamento_parcial_justificativa")  # fmt: skip
 
 
 def _run(url: str, tmp: Path, source: Path, chunk_size: int, **kw):
@@ -100,7 +100,8 @@ def test_chunked_full_run_over_a_populated_database_matches_one_piece(db_url, se
     orphans = read_part(chunked.run_dir, "orphans")
     assert orphans.select("numero_nf", "cod_produto").rows() == [("999999", "P00001")]
     assert chunked.manifest["counts"]["cancellations"] == 3
-    assert chunked.manifest["written"]["movimentacao_estoque.cancel"] == 1
+    cancelled = chunked.manifest["written"]["movimentacao_estoque.cancel"]
+    assert cancelled == one_piece.manifest["written"]["movimentacao_estoque.cancel"] >= 1
     assert chunked.manifest["counts"]["drift"] == one_piece.manifest["counts"]["drift"] > 0
 
 
@@ -122,7 +123,7 @@ def test_statement_count_does_not_grow_with_the_number_of_chunks(db_url, second_
     many = _run(second_db, tmp_path / "b", ds, chunk_size=9)
     assert few.manifest["chunks"]["chunks"] == 1 and many.manifest["chunks"]["chunks"] == 100
     assert many.manifest["sql_statements"] == few.manifest["sql_statements"]
-    assert many.manifest["sql_statements"]["total"] <= 15
+    assert many.manifest["sql_statements"]["total"] <= 25  # the stock stage included
     assert scalar(second_db, "SELECT count(*) FROM faturamento_produto") == 900
 
 

@@ -113,6 +113,7 @@ BOTTOM = ("errors", "settings", "schemas", "summary", "artifacts")
 UPWARD = {
     "transform": ("pipeline", "commands", "cli", "db.read", "db.write", "odoo.transport", "odoo.extract"),
     "diff": ("pipeline", "commands", "cli", "db", "odoo"),
+    "stock": ("pipeline", "commands", "cli", "db", "odoo", "diff"),
     "db": ("pipeline", "commands", "cli", "replay", "generator", "analysis"),
     "odoo": ("pipeline", "commands", "cli", "db", "replay", "generator", "analysis"),
     "pipeline": ("commands", "cli", "replay", "generator", "analysis"),

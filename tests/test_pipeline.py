@@ -83,7 +83,9 @@ def test_statement_count_does_not_grow_with_data(db_url, second_db, tmp_path):
         assert manifest["counts"]["new_products"] > 0 and manifest["counts"]["drift"] > 0
         counts[n_moves] = manifest["sql_statements"]
     assert counts[4] == counts[3_400], counts
-    assert counts[4]["total"] <= 15
+    # The import sends at most 15; the stock stage 4 reads and 2 per kind of write (32 with every kind:
+    # tests/test_stock_io.py). Here its NFs find no shipment: movements, statuses, inconsistencies.
+    assert counts[4]["total"] <= 32
 
 
 def test_second_run_exits_3_while_the_lock_is_held(db_url, tmp_path):
@@ -146,7 +148,7 @@ def test_init_db_is_safe_on_an_existing_database(empty_db_url):
     assert main(["init-db", "--database-url", empty_db_url]) == 0
     assert read_table(empty_db_url, "cadastro_palletizacao", ["cod_produto"]).rows() == [("X1",)]
     indexes = scalar(empty_db_url, "SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'ix_%' OR indexname LIKE 'uq_%'")
-    assert indexes == 9
+    assert indexes == 16  # 9 for the import, 7 more for the stock stage (DESIGN §6)
 
 
 def test_sync_without_schema_on_an_external_database_says_run_init_db(empty_db_url, tmp_path):

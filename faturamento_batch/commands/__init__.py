@@ -1,5 +1,6 @@
 """What each CLI command does, in terms of the library. Output for people goes to stderr.
 
+    __init__  init-db, sync, stock, generate, record, odoo-replay
     history   `runs list` / `runs show`: the run history and one run's manifest
     demo      `demo`: replay server + a full sync, then the next day incrementally
 """
@@ -12,7 +13,7 @@ import logging
 import sys
 
 from ..errors import ConfigError
-from ..pipeline import run_sync
+from ..pipeline import run_stock, run_sync
 from ..settings import Settings
 from ..summary import summary_text
 
@@ -33,6 +34,14 @@ def cmd_sync(settings: Settings) -> int:
     if not settings.database_url:
         log.info("using the embedded PostgreSQL in %s", settings.pgdata.resolve())
     result = run_sync(settings)
+    print(summary_text(result.manifest, result.run_dir), file=sys.stderr)
+    return 0
+
+
+def cmd_stock(settings: Settings) -> int:
+    if not settings.database_url:
+        log.info("using the embedded PostgreSQL in %s", settings.pgdata.resolve())
+    result = run_stock(settings)
     print(summary_text(result.manifest, result.run_dir), file=sys.stderr)
     return 0
 
@@ -92,6 +101,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_init_db(settings)
     if args.command == "sync":
         return cmd_sync(settings)
+    if args.command == "stock":
+        return cmd_stock(settings)
     if args.command == "runs":
         return cmd_runs(args, settings)
     if args.command == "record":

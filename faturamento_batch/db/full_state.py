@@ -24,7 +24,7 @@ from ..errors import DatabaseError
 from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
 from ..settings import redact
 from .connection import adbc_connect
-from .read import _columns, _read
+from .read import _columns, read_frame as _read
 
 HASH_SEED = 20260101
 

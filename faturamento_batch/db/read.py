@@ -40,13 +40,14 @@ class ExistingState:
     seconds: float = 0.0
 
 
-def _read(url: str, query: str, schema: pl.Schema, **kwargs) -> pl.DataFrame:
+def read_frame(url: str, query: str, schema: pl.Schema, what: str = "the existing state") -> pl.DataFrame:
+    """Run `query` through connectorx; the result as a frame of `schema` (empty frames keep it too)."""
     import connectorx as cx
 
     try:
-        frame = cx.read_sql(url, query, return_type="polars", **kwargs)
+        frame = cx.read_sql(url, query, return_type="polars")
     except Exception as exc:
-        raise DatabaseError(f"reading the existing state from `{redact(url)}` failed: {redact(str(exc))[:500]}") from exc
+        raise DatabaseError(f"reading {what} from `{redact(url)}` failed: {redact(str(exc))[:500]}") from exc
     if frame.height == 0:
         return pl.DataFrame(schema=schema)
     return frame.select(schema.names()).cast(dict(schema), strict=False)  # type: ignore[arg-type]
@@ -118,7 +119,7 @@ def read_existing(url: str, nfs: list[str], codes: list[str], *, full: bool) -> 
             EXISTING_PRODUCT,
         )
     with ThreadPoolExecutor(max_workers=3) as pool:
-        jobs = {name: pool.submit(_read, url, query, schema) for name, (query, schema) in reads.items()}
+        jobs = {name: pool.submit(read_frame, url, query, schema) for name, (query, schema) in reads.items()}
         got = {name: job.result() for name, job in jobs.items()}
     return ExistingState(
         lines=got.get("lines", pl.DataFrame(schema=EXISTING_LINE)),

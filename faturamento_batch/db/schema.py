@@ -64,6 +64,8 @@ faturamento_produto = Table(
     Index("ix_faturamento_produto_cliente_data", "cnpj_cliente", "data_fatura"),
     Index("ix_faturamento_produto_origem", "origem"),
     Index("ix_faturamento_produto_created_status", "created_at", "status_nf"),
+    # The stock stage's pending NFs (DESIGN §9): few rows are SEM_LOTE at any time.
+    Index("ix_faturamento_produto_sem_lote", "numero_nf", postgresql_where=text("status_nf = 'SEM_LOTE'")),
 )
 
 relatorio_faturamento_importado = Table(
@@ -147,6 +149,7 @@ movimentacao_estoque = Table(
     Column("atualizado_por", String(100)),
     Column("ativo", Boolean, server_default=text("true")),
     Index("ix_movimentacao_estoque_numero_nf", "numero_nf"),
+    Index("ix_movimentacao_estoque_nf_status", "numero_nf", "status_nf"),
 )
 
 embarque_itens = Table(
@@ -168,6 +171,8 @@ embarque_itens = Table(
     Column("cidade_destino", String(100), nullable=False),
     Column("erro_validacao", String(500)),
     Index("ix_embarque_itens_nota_fiscal", "nota_fiscal"),
+    Index("ix_embarque_itens_pedido", "pedido"),
+    Index("ix_embarque_itens_separacao_lote_id", "separacao_lote_id"),
 )
 
 separacao = Table(
@@ -195,6 +200,53 @@ separacao = Table(
     Column("status", String(20), nullable=False, server_default=text("'ABERTO'")),
     Column("criado_em", DateTime),
     Index("ix_separacao_numero_nf_sincronizado", "numero_nf", "sincronizado_nf"),
+    Index("ix_separacao_lote_pedido_sincronizado", "separacao_lote_id", "num_pedido", "sincronizado_nf"),
+)
+
+# Written by the stock stage (DESIGN §9): what did not match, one open row per (NF, tipo).
+inconsistencia_faturamento = Table(
+    "inconsistencia_faturamento",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tipo", String(50), nullable=False),
+    Column("numero_nf", String(20), nullable=False),
+    Column("num_pedido", String(50)),
+    Column("cod_produto", String(50), nullable=False),
+    Column("qtd_faturada", Numeric(15, 3), nullable=False),
+    Column("saldo_disponivel", Numeric(15, 3)),
+    Column("qtd_excesso", Numeric(15, 3)),
+    Column("resolvida", Boolean, server_default=text("false")),
+    Column("acao_tomada", String(50)),
+    Column("observacao_resolucao", Text),
+    Column("detectada_em", DateTime, nullable=False),
+    Column("resolvida_em", DateTime),
+    Column("resolvida_por", String(100)),
+    Index("ix_inconsistencia_faturamento_nf_tipo", "numero_nf", "tipo"),
+)
+
+# Written by the stock stage: a product separated and invoiced in different quantities.
+faturamento_parcial_justificativa = Table(
+    "faturamento_parcial_justificativa",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("separacao_lote_id", String(50), nullable=False),
+    Column("num_pedido", String(50), nullable=False),
+    Column("cod_produto", String(50), nullable=False),
+    Column("numero_nf", String(20), nullable=False),
+    Column("qtd_separada", Numeric(15, 3), nullable=False),
+    Column("qtd_faturada", Numeric(15, 3), nullable=False),
+    Column("qtd_saldo", Numeric(15, 3), nullable=False),
+    Column("motivo_nao_faturamento", String(20), nullable=False),
+    Column("descricao_detalhada", Text),
+    Column("evidencias_anexas", String(500)),
+    Column("classificacao_saldo", String(20), nullable=False),
+    Column("acao_comercial", String(20)),
+    Column("data_acao", DateTime),
+    Column("executado_por", String(100)),
+    Column("observacoes_acao", Text),
+    Column("criado_em", DateTime, nullable=False),
+    Column("criado_por", String(100), nullable=False),
+    Index("ix_faturamento_parcial_justificativa_lote_pedido", "separacao_lote_id", "num_pedido"),
 )
 
 sync_state = Table(
@@ -232,7 +284,11 @@ LOGISTICS_TABLES = (
     movimentacao_estoque,
     embarque_itens,
     separacao,
+    inconsistencia_faturamento,
+    faturamento_parcial_justificativa,
 )
+# The stock module's own tables: a database without it runs `sync --no-stock`.
+STOCK_TABLES = (inconsistencia_faturamento, faturamento_parcial_justificativa)
 JOB_TABLES = (sync_state, sync_runs)
 
 

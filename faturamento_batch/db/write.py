@@ -5,10 +5,12 @@ Statements, whatever the volume (a part with no rows sends nothing):
   2. stage new products (temporary table) · 3. INSERT … ON CONFLICT DO NOTHING
   4. stage status/drift changes · 5. UPDATE faturamento_produto … FROM the stage
   6. cancellation cascade: one statement, one set-based UPDATE per table
-     (movimentacao_estoque, embarque_itens, separacao) for all NFs of the run
+     (movimentacao_estoque, embarque_itens, separacao, and with the stock module
+     inconsistencia_faturamento) for all NFs of the run
   7. stage consolidation · 8. INSERT … ON CONFLICT (numero_nf) DO UPDATE
      (this is also the cascade's and the reactivation's statement for
      relatorio_faturamento_importado: ativo, inativado_em, inativado_por)
+  then the stock stage's writes (`db.write_stock`), last, right before
   9. the run record and the cursor, in one statement
 Values travel as Arrow data or bound parameters, never pasted into SQL.
 """
@@ -59,25 +61,40 @@ RETURNING 1)
 SELECT count(*) FROM upd
 """
 
-_CASCADE = """
-WITH nfs AS (SELECT DISTINCT unnest($1::text[]) AS numero_nf),
-stock AS (
+# The cancellation cascade (DESIGN §5): one statement, one UPDATE per table, rows counted
+# per NF. With the stock module (`inconsistencia_faturamento`), the NF's open
+# inconsistencies are resolved in the same statement.
+_CASCADE_PARTS = {
+    "movimentacao_estoque": """
   UPDATE movimentacao_estoque AS t
   SET status_nf = 'CANCELADO', ativo = false, atualizado_em = $2::timestamp, atualizado_por = $3
   FROM nfs WHERE t.numero_nf = nfs.numero_nf AND t.ativo IS DISTINCT FROM false
-  RETURNING nfs.numero_nf),
-shipment AS (
+  RETURNING nfs.numero_nf""",
+    "embarque_itens": """
   UPDATE embarque_itens AS t SET nota_fiscal = NULL, erro_validacao = $4
   FROM nfs WHERE t.nota_fiscal = nfs.numero_nf
-  RETURNING nfs.numero_nf),
-picking AS (
+  RETURNING nfs.numero_nf""",
+    "separacao": """
   UPDATE separacao AS t SET numero_nf = NULL, sincronizado_nf = false
   FROM nfs WHERE t.numero_nf = nfs.numero_nf
-  RETURNING nfs.numero_nf)
-SELECT 'movimentacao_estoque' AS tabela, numero_nf, count(*) AS linhas FROM stock GROUP BY numero_nf
-UNION ALL SELECT 'embarque_itens', numero_nf, count(*) FROM shipment GROUP BY numero_nf
-UNION ALL SELECT 'separacao', numero_nf, count(*) FROM picking GROUP BY numero_nf
-"""
+  RETURNING nfs.numero_nf""",
+    "inconsistencia_faturamento": """
+  UPDATE inconsistencia_faturamento AS t
+  SET resolvida = true, resolvida_em = $2::timestamp, resolvida_por = $3, acao_tomada = 'NF_CANCELADA'
+  FROM nfs WHERE t.numero_nf = nfs.numero_nf AND t.resolvida IS NOT TRUE
+  RETURNING nfs.numero_nf""",
+}
+
+
+def cascade_sql(with_inconsistencies: bool) -> str:
+    """The cascade statement; `$1` the NFs, `$2` now, `$3` the actor, `$4` the items' erro_validacao."""
+    tables = [t for t in _CASCADE_PARTS if with_inconsistencies or t != "inconsistencia_faturamento"]
+    ctes = ",\n".join(f"c{i} AS ({_CASCADE_PARTS[t]})" for i, t in enumerate(tables))
+    counts = "\nUNION ALL ".join(
+        f"SELECT '{t}' AS tabela, numero_nf, count(*) AS linhas FROM c{i} GROUP BY numero_nf" for i, t in enumerate(tables)
+    )  # table names from our own constants
+    return f"WITH nfs AS (SELECT DISTINCT unnest($1::text[]) AS numero_nf),\n{ctes}\n{counts}"
+
 
 _CONS_COLUMNS = CONSOLIDATION.names()
 _UPSERT_CONSOLIDATION = f"""
@@ -188,8 +205,11 @@ class Writer:
             log.debug("rollback on a broken connection", exc_info=True)
 
     # -- the run's writes ----------------------------------------------------------
-    def write(self, cs: ChangeSet, now: datetime) -> WriteSummary:
-        """Send every part of `cs` inside the open transaction (not committed here)."""
+    def write(self, cs: ChangeSet, now: datetime, *, stock: bool = True) -> WriteSummary:
+        """Send every part of `cs` inside the open transaction (not committed here).
+
+        `stock`: the database has the stock module's tables (the cascade also
+        resolves the cancelled NFs' open inconsistencies)."""
         summary = WriteSummary()
         if cs.inserts.height:
             log.info("write: COPY %d new lines into faturamento_produto", cs.inserts.height)
@@ -214,7 +234,7 @@ class Writer:
         if cs.cancellations.height:
             log.info("write: cancellation cascade for %d NFs", cs.cancellations.height)
             nfs = cs.cancellations.get_column("numero_nf").to_list()
-            self.execute(_CASCADE, (nfs, now, ACTOR, ERRO_NF_CANCELADA))
+            self.execute(cascade_sql(stock), (nfs, now, ACTOR, ERRO_NF_CANCELADA))
             cascade = pl.from_arrow(self.cur.fetch_arrow_table())
             summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
             per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())

@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 from ..errors import DatabaseError
 from ..settings import redact
 from .write import (
-    _CASCADE,
     _INSERT_PRODUCTS,
     _UPDATE_LINES,
     _UPSERT_CONSOLIDATION,
@@ -31,6 +30,7 @@ from .write import (
     ERRO_NF_CANCELADA,
     WriteSummary,
     Writer,
+    cascade_sql,
     to_arrow,
 )
 
@@ -99,10 +99,12 @@ class Spill:
         return pq.read_schema(self.file)
 
 
-def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[str], now: datetime) -> WriteSummary:
+def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[str], now: datetime,
+                 *, stock: bool = True) -> WriteSummary:
     """After the lines: new products, status/drift changes, the cascade, the consolidation.
 
-    The same statements and order as `Writer.write`; a part with no rows sends nothing.
+    The same statements and order as `Writer.write` (`stock`: the database has the
+    stock module's tables); a part with no rows sends nothing.
     """
     summary = WriteSummary()
     if spills["new_products"].rows:
@@ -117,7 +119,7 @@ def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[s
         summary.rows["faturamento_produto.update"] = writer.rowcount()
     if cancelled_nfs:
         log.info("write: cancellation cascade for %d NFs", len(cancelled_nfs))
-        writer.execute(_CASCADE, (cancelled_nfs, now, ACTOR, ERRO_NF_CANCELADA))
+        writer.execute(cascade_sql(stock), (cancelled_nfs, now, ACTOR, ERRO_NF_CANCELADA))
         cascade = pl.from_arrow(writer.cur.fetch_arrow_table())
         summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
         per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())

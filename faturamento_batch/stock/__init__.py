@@ -4,7 +4,9 @@ Pure: frames in, frames out, no I/O. All NFs at once, with joins and group-bys;
 the one-lot-per-NF assignment is a bounded number of vectorized rounds.
 
 CONTRACT (shared by `db.read`, `db.write`, the pipeline and the tests; frame
-schemas in `schemas.STOCK_*`). The implementation is being written.
+schemas in `schemas.STOCK_*`). `lots` chooses the lot of every NF (rules 1–3),
+`writes` derives every write from that choice. Where §9 leaves room, the readings
+are in docs/rules.md ("Stock stage").
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import polars as pl
+
+from ..schemas import STOCK_ASSIGNMENT
+from . import lots, writes
 
 ACTOR = "faturamento_batch"
 
@@ -49,5 +54,31 @@ class StockPlan:
 
 
 def plan_stock(inp: StockInput) -> StockPlan:
-    """Every rule of DESIGN §9 over all NFs of `inp` at once."""
-    raise NotImplementedError("the stock stage is being written")
+    """Every rule of DESIGN §9 over all NFs of `inp` at once.
+
+    In: a `StockInput` whose frames follow the `schemas.STOCK_*` input schemas. Only the
+    posted lines (`Lançado`/`SEM_LOTE`) of `inp.nf_lines` are processed; an NF with none
+    is skipped. Out: a `StockPlan` whose parts hold only rows that change something
+    (plus one `assignments` row per processed NF), each sorted by its key.
+    """
+    lines = lots.posted_lines(inp.nf_lines)
+    nfs = lots.nf_headers(lines)
+    sep = lots.separated(inp.separations)
+    decided = lots.choose_lots(nfs, lines, inp.items, sep)
+    inserts, completions = writes.movements(lines, decided, inp.movements)
+    assignments = (
+        decided.sort("_k0", "_k1", "_k2", "_k3")
+        .with_columns(pl.col("order").alias("origem"))  # null when the NF has no order
+        .select(STOCK_ASSIGNMENT.names())
+        .cast(dict(STOCK_ASSIGNMENT))
+    )
+    return StockPlan(
+        assignments=assignments,
+        movement_inserts=inserts,
+        movement_completions=completions,
+        item_links=writes.item_links(decided, inp.items),
+        separation_links=writes.separation_links(decided, inp.separations),
+        status_changes=writes.status_changes(decided),
+        inconsistencies=writes.inconsistencies(decided, inp.open_inconsistencies),
+        justifications=writes.justifications(lines, decided, sep, inp.justification_keys),
+    )

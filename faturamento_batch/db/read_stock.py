@@ -1,0 +1,207 @@
+"""What the stock stage (DESIGN §9) needs from PostgreSQL, read with connectorx.
+
+Only the NFs and orders of the run, in two rounds:
+  1. `read_candidate_lines`: the lines, as the database holds them, of the NFs
+     the run must look at besides its own batch — pending NFs (a line in
+     `SEM_LOTE` whose order now has a candidate item), in full runs every posted
+     NF without a FATURAMENTO movement, or the NFs `stock --nfs` lists. One query.
+  2. `read_stock_state`: for the NFs and orders found, three queries side by
+     side (connectorx releases the GIL): shipment items, separations, and the
+     NFs' own stock state (movements, open inconsistencies, justification keys
+     in one UNION ALL, split here).
+Keys travel as data (`read.text_list_sql`), never pasted as text.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import polars as pl
+
+from ..schemas import (
+    STOCK_ITEM,
+    STOCK_JUSTIFICATION_KEY,
+    STOCK_MOVEMENT,
+    STOCK_NF_LINE,
+    STOCK_OPEN_INCONSISTENCY,
+    STOCK_SEPARATION,
+)
+from ..errors import ConfigError, DatabaseError
+from .read import read_frame, text_list_sql
+from .schema import STOCK_TABLES
+
+WHAT = "the stock state"
+
+# A candidate item (§9), or an item the run's own cancellation cascade is about to free
+# (`freed` holds the NFs this run cancels: their items lose `nota_fiscal` before the stage writes).
+_CANDIDATE_ITEM = """i.status = 'ativo' AND i.separacao_lote_id IS NOT NULL
+    AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '' OR i.nota_fiscal IN (SELECT numero_nf FROM freed))
+    AND EXISTS (SELECT 1 FROM embarques e WHERE e.id = i.embarque_id AND e.status = 'ativo')"""
+
+# The SEM_LOTE NFs first (the partial index), then one probe of their order's items each
+# (the index on `pedido`). `OFFSET 0` keeps the EXISTS a per-NF probe: flattened into a
+# join, a planner without fresh statistics has been seen to scan every SEM_LOTE line once
+# per shipment item (seconds for a few thousand NFs).
+_PENDING = f"""SELECT s.numero_nf FROM sem_lote s
+  WHERE EXISTS (SELECT 1 FROM embarque_itens i WHERE i.pedido = s.origem AND {_CANDIDATE_ITEM} OFFSET 0)"""
+_SEM_LOTE = """sem_lote AS MATERIALIZED (SELECT DISTINCT numero_nf, origem FROM faturamento_produto
+  WHERE status_nf = 'SEM_LOTE' AND origem <> ''),"""
+
+_CATCH_UP = """SELECT f.numero_nf FROM faturamento_produto f
+  WHERE f.status_nf IN ('Lançado', 'SEM_LOTE')
+    AND NOT EXISTS (SELECT 1 FROM movimentacao_estoque m WHERE m.numero_nf = f.numero_nf
+                    AND m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false)"""
+
+# Costs nothing (a one-time false filter), but names the stock module's tables, so a
+# database without them fails at the stage's first read, whatever the run holds.
+_MODULE_PRESENT = " AND ".join(f"NOT EXISTS (SELECT FROM {t.name} WHERE false)" for t in STOCK_TABLES)
+_LINE_COLUMNS = ", ".join(f"f.{c}" for c in STOCK_NF_LINE.names())  # names from our own schema
+
+# Lots of the run's orders: every lot the stage can choose is the lot of one of their items.
+_LOTS = """lots AS (SELECT DISTINCT i.separacao_lote_id, i.pedido FROM embarque_itens i
+  JOIN orders ON i.pedido = orders.v WHERE i.separacao_lote_id IS NOT NULL)"""
+
+_ITEMS = """
+WITH orders(v) AS ({orders}), nfs(v) AS ({nfs}),
+ids AS (SELECT i.id FROM embarque_itens i JOIN orders ON i.pedido = orders.v
+        UNION SELECT i.id FROM embarque_itens i JOIN nfs ON i.nota_fiscal = nfs.v)
+SELECT i.id, i.embarque_id, i.separacao_lote_id, i.pedido, i.nota_fiscal, i.status, i.erro_validacao,
+       e.status AS embarque_status
+FROM embarque_itens i JOIN ids ON ids.id = i.id LEFT JOIN embarques e ON e.id = i.embarque_id
+"""
+
+# Only separations of (lot, order) pairs some item carries: the index on
+# (separacao_lote_id, num_pedido, …) serves it, and no other separation can matter.
+_SEPARATIONS = f"""
+WITH orders(v) AS ({{orders}}), {_LOTS}
+SELECT s.id, s.separacao_lote_id, s.num_pedido, s.cod_produto, s.qtd_saldo, s.sincronizado_nf, s.numero_nf
+FROM separacao s JOIN lots ON s.separacao_lote_id = lots.separacao_lote_id AND s.num_pedido = lots.pedido
+"""
+
+_NF_STATE = f"""
+WITH nfs(v) AS ({{nfs}}), orders(v) AS ({{orders}}), {_LOTS}
+SELECT 'movement' AS kind, m.id, m.numero_nf, m.cod_produto, m.separacao_lote_id, m.codigo_embarque,
+       NULL::text AS tipo, NULL::text AS num_pedido, NULL::numeric(15, 3) AS qtd_faturada,
+       NULL::text AS observacao_resolucao
+FROM movimentacao_estoque m JOIN nfs ON m.numero_nf = nfs.v
+WHERE m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false
+UNION ALL
+SELECT 'inconsistency', c.id, c.numero_nf, c.cod_produto, NULL, NULL, c.tipo, c.num_pedido, c.qtd_faturada,
+       c.observacao_resolucao
+FROM inconsistencia_faturamento c JOIN nfs ON c.numero_nf = nfs.v
+WHERE c.resolvida IS NOT TRUE
+UNION ALL
+SELECT 'justification', NULL, j.numero_nf, j.cod_produto, j.separacao_lote_id, NULL, NULL, NULL, NULL, NULL
+FROM faturamento_parcial_justificativa j
+JOIN (SELECT DISTINCT separacao_lote_id FROM lots) l ON j.separacao_lote_id = l.separacao_lote_id
+JOIN nfs ON j.numero_nf = nfs.v
+"""
+_NF_STATE_SCHEMA = pl.Schema(
+    {
+        "kind": pl.String,
+        "id": pl.Int64,
+        "numero_nf": pl.String,
+        "cod_produto": pl.String,
+        "separacao_lote_id": pl.String,
+        "codigo_embarque": pl.Int64,
+        "tipo": pl.String,
+        "num_pedido": pl.String,
+        "qtd_faturada": STOCK_OPEN_INCONSISTENCY["qtd_faturada"],
+        "observacao_resolucao": pl.String,
+    }
+)
+
+
+def candidate_lines_sql(*, pending: bool, catch_up: bool, listed: list[str], cancelled: list[str]) -> str:
+    """The one query of round 1 (see `read_candidate_lines`)."""
+    sources = ["SELECT numero_nf FROM listed"]
+    if pending:
+        sources.append(_PENDING)
+    if catch_up:
+        sources.append(_CATCH_UP)
+    union = "\n  UNION\n  ".join(sources)
+    return f"""
+WITH freed(numero_nf) AS ({text_list_sql(cancelled)}),
+listed(numero_nf) AS ({text_list_sql(listed)}),{_SEM_LOTE if pending else ""}
+nfs AS ({union})
+SELECT {_LINE_COLUMNS} FROM faturamento_produto f JOIN nfs ON nfs.numero_nf = f.numero_nf
+WHERE {_MODULE_PRESENT}
+"""
+
+
+@dataclass
+class CandidateLines:
+    lines: pl.DataFrame  # schemas.STOCK_NF_LINE, as the database holds them
+    statements: int = 0
+    seconds: float = 0.0
+
+
+def read_candidate_lines(
+    url: str, *, pending: bool, catch_up: bool, listed: list[str] | None = None, cancelled: list[str] | None = None
+) -> CandidateLines:
+    """Every line of the NFs that are pending (`pending`), posted without a FATURAMENTO
+    movement (`catch_up`, full runs) or in `listed`; `cancelled` are the NFs this run cancels
+    (their items count as freed when looking for candidate items)."""
+    started = time.perf_counter()
+    query = candidate_lines_sql(pending=pending, catch_up=catch_up, listed=list(listed or []), cancelled=list(cancelled or []))
+    try:
+        lines = read_frame(url, query, STOCK_NF_LINE, WHAT)
+    except DatabaseError as exc:
+        missing = [t.name for t in STOCK_TABLES if f'"{t.name}" does not exist' in str(exc)]
+        if not missing:
+            raise
+        raise ConfigError(
+            f"the database has no `{missing[0]}` table (the stock module): run `faturamento-batch init-db`, "
+            "or skip the stock stage with `--no-stock`"
+        ) from exc
+    return CandidateLines(lines, statements=1, seconds=time.perf_counter() - started)
+
+
+@dataclass
+class StockState:
+    items: pl.DataFrame  # schemas.STOCK_ITEM
+    separations: pl.DataFrame  # schemas.STOCK_SEPARATION
+    movements: pl.DataFrame  # schemas.STOCK_MOVEMENT
+    open_inconsistencies: pl.DataFrame  # schemas.STOCK_OPEN_INCONSISTENCY
+    justification_keys: pl.DataFrame  # schemas.STOCK_JUSTIFICATION_KEY
+    statements: int = 0
+    seconds: float = 0.0
+
+
+def empty_state() -> StockState:
+    return StockState(*(pl.DataFrame(schema=s) for s in (STOCK_ITEM, STOCK_SEPARATION, STOCK_MOVEMENT,
+                                                          STOCK_OPEN_INCONSISTENCY, STOCK_JUSTIFICATION_KEY)))  # fmt: skip
+
+
+def read_stock_state(url: str, nfs: list[str], orders: list[str]) -> StockState:
+    """Items of `orders` (by `pedido`) or of `nfs` (by `nota_fiscal`) with their shipment's
+    status; separations of the lots those orders' items carry; active FATURAMENTO movements,
+    open inconsistencies and justification keys of `nfs`."""
+    if not nfs:
+        return empty_state()
+    started = time.perf_counter()
+    keys = {"nfs": text_list_sql(nfs), "orders": text_list_sql(orders)}
+    reads = {
+        "items": (_ITEMS.format(**keys), STOCK_ITEM),
+        "separations": (_SEPARATIONS.format(**keys), STOCK_SEPARATION),
+        "nf_state": (_NF_STATE.format(**keys), _NF_STATE_SCHEMA),
+    }
+    with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+        jobs = {name: pool.submit(read_frame, url, query, schema, WHAT) for name, (query, schema) in reads.items()}
+        got = {name: job.result() for name, job in jobs.items()}
+    nf_state = got["nf_state"]
+
+    def kind(name: str, schema: pl.Schema) -> pl.DataFrame:
+        return nf_state.filter(pl.col("kind") == name).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
+
+    return StockState(
+        items=got["items"],
+        separations=got["separations"],
+        movements=kind("movement", STOCK_MOVEMENT),
+        open_inconsistencies=kind("inconsistency", STOCK_OPEN_INCONSISTENCY),
+        justification_keys=kind("justification", STOCK_JUSTIFICATION_KEY),
+        statements=len(reads),
+        seconds=time.perf_counter() - started,
+    )

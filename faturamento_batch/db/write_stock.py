@@ -1,0 +1,201 @@
+"""Write a `StockPlan` (DESIGN §9) in the run's open transaction, through the run's `Writer`.
+
+One staged temporary table (COPY) and one set-based statement per kind of write,
+whatever the volume (a part with no rows sends nothing):
+  movimentacao_estoque  insert (NOT EXISTS guard) · complete (UPDATE … FROM)
+  embarque_itens        link · separacao sync · faturamento_produto status
+  inconsistencia_faturamento  open/update/resolve in one statement
+  faturamento_parcial_justificativa  insert (NOT EXISTS guard)
+Each statement re-checks, in its own WHERE, the condition the plan was computed
+from (the logistics application may have changed the row since the stage read
+it) and counts, with RETURNING, the rows it wrote: what was planned and not
+written was left alone, and the manifest says so per table.
+These come last in the transaction, right before the commit, so the
+application's rows stay locked for as short a time as possible.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from ..schemas import (
+    STOCK_INCONSISTENCY,
+    STOCK_ITEM_LINK,
+    STOCK_JUSTIFICATION,
+    STOCK_MOVEMENT_COMPLETE,
+    STOCK_MOVEMENT_INSERT,
+    STOCK_SEPARATION_LINK,
+    STOCK_STATUS_CHANGE,
+)
+from ..stock import ACTOR, StockPlan
+
+log = logging.getLogger(__name__)
+
+# erro_validacao values a link clears (§9); the last is what the cancellation cascade sets.
+CLEARED_ERRORS = ("NF_PENDENTE_FATURAMENTO", "NF_DIVERGENTE", "NF cancelada no Odoo")
+_FATURAMENTO_ACTIVE = "m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false"
+
+_MOVEMENT_COLUMNS = STOCK_MOVEMENT_INSERT.names()
+_INSERT_MOVEMENTS = f"""
+WITH ins AS (
+INSERT INTO movimentacao_estoque ({", ".join(_MOVEMENT_COLUMNS)},
+                                  criado_em, atualizado_em, criado_por, atualizado_por, ativo)
+SELECT {", ".join(f"s.{c}" for c in _MOVEMENT_COLUMNS)}, $1::timestamp, $1::timestamp, $2, $2, true
+FROM _fb_stock_movement_inserts AS s
+WHERE NOT EXISTS (SELECT 1 FROM movimentacao_estoque AS m
+                  WHERE m.numero_nf = s.numero_nf AND m.cod_produto = s.cod_produto AND {_FATURAMENTO_ACTIVE})
+RETURNING 1)
+SELECT count(*) FROM ins
+"""
+
+_COMPLETE_MOVEMENTS = f"""
+WITH upd AS (
+UPDATE movimentacao_estoque AS m SET
+  separacao_lote_id = s.separacao_lote_id, codigo_embarque = s.codigo_embarque, observacao = s.observacao,
+  atualizado_em = $1::timestamp, atualizado_por = $2
+FROM _fb_stock_movement_completions AS s
+WHERE m.id = s.id AND m.numero_nf = s.numero_nf AND m.cod_produto = s.cod_produto AND {_FATURAMENTO_ACTIVE}
+  AND (m.separacao_lote_id IS NULL OR m.separacao_lote_id = '' OR m.separacao_lote_id = s.separacao_lote_id)
+RETURNING 1)
+SELECT count(*) FROM upd
+"""
+
+_LINK_ITEMS = """
+WITH upd AS (
+UPDATE embarque_itens AS i SET
+  nota_fiscal = s.numero_nf,
+  erro_validacao = CASE WHEN s.clear_erro AND i.erro_validacao = ANY($1::text[]) THEN NULL ELSE i.erro_validacao END
+FROM _fb_stock_item_links AS s
+WHERE i.id = s.id AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '') AND i.separacao_lote_id = s.separacao_lote_id
+RETURNING 1)
+SELECT count(*) FROM upd
+"""
+
+_SYNC_SEPARATIONS = """
+WITH upd AS (
+UPDATE separacao AS t SET
+  numero_nf = s.numero_nf, sincronizado_nf = true, data_sincronizacao = $1::timestamp, status = 'FATURADO'
+FROM _fb_stock_separation_links AS s
+WHERE t.id = s.id AND t.sincronizado_nf = false AND t.separacao_lote_id = s.separacao_lote_id
+RETURNING 1)
+SELECT count(*) FROM upd
+"""
+
+# Planned per NF, written per line: count both.
+_SET_STATUS = """
+WITH upd AS (
+UPDATE faturamento_produto AS f SET status_nf = s.status_nf, updated_at = $1::timestamp, updated_by = $2
+FROM _fb_stock_status_changes AS s
+WHERE f.numero_nf = s.numero_nf AND f.status_nf = s.status_from
+RETURNING f.numero_nf)
+SELECT count(DISTINCT numero_nf), count(*) FROM upd
+"""
+
+# One statement for the table: resolve (still open), update the open one (still open,
+# and only when something differs — a second run rewrites nothing), insert a new open
+# one (none open for the NF and tipo). The sub-statements see one snapshot and touch
+# disjoint rows (an NF either got a lot — resolve — or did not — open).
+_OPEN_VALUES = ("num_pedido", "cod_produto", "qtd_faturada", "observacao_resolucao")
+_INCONSISTENCIES = f"""
+WITH s AS (SELECT * FROM _fb_stock_inconsistencies),
+resolved AS (
+  UPDATE inconsistencia_faturamento AS c SET
+    resolvida = true, resolvida_em = $1::timestamp, resolvida_por = $2, acao_tomada = 'LOTE_VINCULADO'
+  FROM s WHERE s.action = 'resolve' AND c.id = s.id AND c.numero_nf = s.numero_nf AND c.resolvida IS NOT TRUE
+  RETURNING 1),
+updated AS (
+  UPDATE inconsistencia_faturamento AS c SET {", ".join(f"{v} = s.{v}" for v in _OPEN_VALUES)}
+  FROM s WHERE s.action = 'open' AND c.id = s.id AND c.numero_nf = s.numero_nf AND c.tipo = s.tipo
+    AND c.resolvida IS NOT TRUE
+    AND ({", ".join(f"c.{v}" for v in _OPEN_VALUES)}) IS DISTINCT FROM ({", ".join(f"s.{v}" for v in _OPEN_VALUES)})
+  RETURNING 1),
+unchanged AS (
+  SELECT 1 FROM s JOIN inconsistencia_faturamento AS c ON c.id = s.id AND c.numero_nf = s.numero_nf AND c.tipo = s.tipo
+  WHERE s.action = 'open' AND c.resolvida IS NOT TRUE
+    AND ({", ".join(f"c.{v}" for v in _OPEN_VALUES)}) IS NOT DISTINCT FROM ({", ".join(f"s.{v}" for v in _OPEN_VALUES)})),
+inserted AS (
+  INSERT INTO inconsistencia_faturamento (tipo, numero_nf, {", ".join(_OPEN_VALUES)}, resolvida, detectada_em)
+  SELECT s.tipo, s.numero_nf, {", ".join(f"s.{v}" for v in _OPEN_VALUES)}, false, $1::timestamp
+  FROM s WHERE s.action = 'open' AND s.id IS NULL
+    AND NOT EXISTS (SELECT 1 FROM inconsistencia_faturamento AS c
+                    WHERE c.numero_nf = s.numero_nf AND c.tipo = s.tipo AND c.resolvida IS NOT TRUE)
+  RETURNING 1)
+SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM updated), (SELECT count(*) FROM unchanged),
+       (SELECT count(*) FROM resolved)
+"""
+
+_JUSTIFICATION_COLUMNS = STOCK_JUSTIFICATION.names()
+_INSERT_JUSTIFICATIONS = f"""
+WITH ins AS (
+INSERT INTO faturamento_parcial_justificativa ({", ".join(_JUSTIFICATION_COLUMNS)}, criado_em, criado_por)
+SELECT {", ".join(f"s.{c}" for c in _JUSTIFICATION_COLUMNS)}, $1::timestamp, $2
+FROM _fb_stock_justifications AS s
+WHERE NOT EXISTS (SELECT 1 FROM faturamento_parcial_justificativa AS j
+                  WHERE j.separacao_lote_id = s.separacao_lote_id AND j.cod_produto = s.cod_produto
+                    AND j.numero_nf = s.numero_nf)
+RETURNING 1)
+SELECT count(*) FROM ins
+"""
+
+
+@dataclass
+class StockWriteSummary:
+    """Rows written per `table.action`, and per table the planned rows left alone."""
+
+    written: dict[str, int] = field(default_factory=dict)
+    left_alone: dict[str, int] = field(default_factory=dict)
+
+    def add(self, table: str, action: str, planned: int, written: int, unchanged: int = 0) -> None:
+        self.written[f"{table}.{action}"] = written
+        self.left_alone[table] = self.left_alone.get(table, 0) + planned - written - unchanged
+
+
+def _stage(writer, name: str, frame: pl.DataFrame, schema: pl.Schema) -> None:
+    writer.ingest(name, frame.select(schema.names()).cast(dict(schema)), temporary=True)  # type: ignore[arg-type]
+
+
+def write_stock(writer, plan: StockPlan, now: datetime) -> StockWriteSummary:
+    """Send every part of `plan` through `writer` (a `db.write.Writer`, transaction open, not committed)."""
+    out = StockWriteSummary()
+    log.info("write: stock stage (%s)", ", ".join(f"{k} {v}" for k, v in plan.counts().items() if v) or "nothing to write")
+    if plan.movement_inserts.height:
+        _stage(writer, "_fb_stock_movement_inserts", plan.movement_inserts, STOCK_MOVEMENT_INSERT)
+        writer.execute(_INSERT_MOVEMENTS, (now, ACTOR))
+        out.add("movimentacao_estoque", "insert", plan.movement_inserts.height, writer.rowcount())
+    if plan.movement_completions.height:
+        _stage(writer, "_fb_stock_movement_completions", plan.movement_completions, STOCK_MOVEMENT_COMPLETE)
+        writer.execute(_COMPLETE_MOVEMENTS, (now, ACTOR))
+        out.add("movimentacao_estoque", "complete", plan.movement_completions.height, writer.rowcount())
+    if plan.item_links.height:
+        _stage(writer, "_fb_stock_item_links", plan.item_links, STOCK_ITEM_LINK)
+        writer.execute(_LINK_ITEMS, (list(CLEARED_ERRORS),))
+        out.add("embarque_itens", "link", plan.item_links.height, writer.rowcount())
+    if plan.separation_links.height:
+        _stage(writer, "_fb_stock_separation_links", plan.separation_links, STOCK_SEPARATION_LINK)
+        writer.execute(_SYNC_SEPARATIONS, (now,))
+        out.add("separacao", "sync", plan.separation_links.height, writer.rowcount())
+    if plan.status_changes.height:
+        _stage(writer, "_fb_stock_status_changes", plan.status_changes, STOCK_STATUS_CHANGE)
+        writer.execute(_SET_STATUS, (now, ACTOR))
+        nfs, lines = writer.cur.fetchone()
+        out.add("faturamento_produto", "status_nfs", plan.status_changes.height, int(nfs))
+        out.written["faturamento_produto.status_lines"] = int(lines)
+    if plan.inconsistencies.height:
+        _stage(writer, "_fb_stock_inconsistencies", plan.inconsistencies, STOCK_INCONSISTENCY)
+        writer.execute(_INCONSISTENCIES, (now, ACTOR))
+        inserted, updated, unchanged, resolved = (int(v) for v in writer.cur.fetchone())
+        action = plan.inconsistencies.get_column("action")
+        planned_open = int((action == "open").sum())
+        out.add("inconsistencia_faturamento", "open", planned_open, inserted + updated, unchanged)
+        out.written["inconsistencia_faturamento.open"] = inserted
+        out.written["inconsistencia_faturamento.update"] = updated
+        out.add("inconsistencia_faturamento", "resolve", plan.inconsistencies.height - planned_open, resolved)
+    if plan.justifications.height:
+        _stage(writer, "_fb_stock_justifications", plan.justifications, STOCK_JUSTIFICATION)
+        writer.execute(_INSERT_JUSTIFICATIONS, (now, ACTOR))
+        out.add("faturamento_parcial_justificativa", "insert", plan.justifications.height, writer.rowcount())
+    return out

@@ -1,0 +1,232 @@
+"""The stock stage as one step of a run (DESIGN §9): read the stock state → `plan_stock` → write.
+
+`plan_for_sync` (after the diff of a sync) and `plan_for_nfs` (`stock`, no Odoo)
+read what the stage needs and return a `StockStage`: the plan, its run artifacts
+and the manifest's `stock` section. `StockStage.write` sends the plan through the
+run's `Writer`, inside the run's one transaction, after the import's writes.
+
+Which NFs (the candidates; `plan_stock` keeps the posted ones): in a sync, the NFs
+with inserted lines and the reactivated ones, the pending NFs and, in full runs,
+every posted NF without a FATURAMENTO movement; in `stock`, the pending NFs or
+the listed ones. Lines of NFs the run's batch holds are taken as they will stand
+after the import's writes (`lines_after_import`); the others as the database
+holds them. The run's own cancellation cascade is applied to what was read
+(`after_cascade`): the stage writes after it, in the same transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import polars as pl
+
+from .db.read_stock import StockState, read_candidate_lines, read_stock_state
+from .db.write_stock import StockWriteSummary, write_stock
+from .diff import ChangeSet
+from .errors import ConfigError
+from .schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
+from .stock import StockInput, StockPlan, plan_stock
+
+POSTED = ("Lançado", "SEM_LOTE")
+ERRO_NF_CANCELADA = "NF cancelada no Odoo"  # what the cascade writes on the items it frees
+
+
+def lines_after_import(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
+    """The lines of the NFs the run read (`existing`, schemas.EXISTING_LINE) and inserts, as they
+    will stand after the import's writes: the status changes applied (a `SEM_LOTE` line Odoo
+    calls `Lançado` keeps `SEM_LOTE`: same class, no change), drift only with `--apply-drift`."""
+    cols = STOCK_NF_LINE.names()
+    status = cs.status_changes.select("numero_nf", "cod_produto", pl.col("status_nf").alias("_status"))
+    stood = existing.select(cols).join(status, on=["numero_nf", "cod_produto"], how="left")
+    stood = stood.with_columns(pl.coalesce("_status", "status_nf").alias("status_nf")).drop("_status")
+    if cs.apply_drift and cs.drift.height:
+        values = [c for c in cols if c not in ("numero_nf", "cod_produto", "status_nf")]
+        drift = cs.drift.select("numero_nf", "cod_produto", *(pl.col(c).alias(f"_{c}") for c in values))
+        stood = _apply_drift(stood, drift, values)
+    inserted = cs.inserts.select(cols)
+    return pl.concat([stood.select(cols), inserted]).cast(dict(STOCK_NF_LINE))  # type: ignore[arg-type]
+
+
+def _apply_drift(stood: pl.DataFrame, drift: pl.DataFrame, values: list[str]) -> pl.DataFrame:
+    joined = stood.join(drift.with_columns(pl.lit(True).alias("_drifted")), on=["numero_nf", "cod_produto"], how="left")
+    return joined.with_columns(
+        pl.when(pl.col("_drifted")).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c) for c in values
+    ).drop("_drifted", *(f"_{c}" for c in values))
+
+
+def after_cascade(state: StockState, cancelled: pl.DataFrame) -> StockState:
+    """`state` as the run's cancellation cascade leaves it (DESIGN §5): items and separations of
+    the `cancelled` NFs (schemas.NF_LIST) lose their NF, their movements and open
+    inconsistencies are closed — so an order re-invoiced in the same run finds its lot free."""
+    if cancelled.height == 0:
+        return state
+    gone = pl.col("nota_fiscal").is_in(cancelled.get_column("numero_nf").implode())
+    items = state.items.with_columns(
+        pl.when(gone).then(pl.lit(ERRO_NF_CANCELADA)).otherwise(pl.col("erro_validacao")).alias("erro_validacao"),
+        pl.when(gone).then(None).otherwise(pl.col("nota_fiscal")).alias("nota_fiscal"),
+    )
+    sep_gone = pl.col("numero_nf").is_in(cancelled.get_column("numero_nf").implode())
+    separations = state.separations.with_columns(
+        pl.when(sep_gone).then(False).otherwise(pl.col("sincronizado_nf")).alias("sincronizado_nf"),
+        pl.when(sep_gone).then(None).otherwise(pl.col("numero_nf")).alias("numero_nf"),
+    )
+    keep = lambda frame: frame.join(cancelled, on="numero_nf", how="anti")  # noqa: E731
+    return StockState(
+        items=items, separations=separations, movements=keep(state.movements),
+        open_inconsistencies=keep(state.open_inconsistencies), justification_keys=state.justification_keys,
+        statements=state.statements, seconds=state.seconds,
+    )  # fmt: skip
+
+
+# The manifest's headline counts → the `table.action` they are written as (`db.write_stock`).
+WRITTEN_KEYS = {
+    "movements_created": "movimentacao_estoque.insert",
+    "movements_completed": "movimentacao_estoque.complete",
+    "items_linked": "embarque_itens.link",
+    "separations_synced": "separacao.sync",
+    "status_changes": "faturamento_produto.status_nfs",
+    "inconsistencies_opened": "inconsistencia_faturamento.open",
+    "inconsistencies_resolved": "inconsistencia_faturamento.resolve",
+    "justifications": "faturamento_parcial_justificativa.insert",
+}
+
+
+@dataclass
+class StockStage:
+    """The stage's outcome: the plan, and once written, what was written and left alone."""
+
+    plan: StockPlan
+    candidates: int  # NFs looked at (before `plan_stock` keeps the posted ones)
+    statements: int  # SQL statements the reads sent
+    timings: dict[str, float] = field(default_factory=dict)
+    written: StockWriteSummary | None = None
+
+    @property
+    def rows_to_write(self) -> int:
+        return sum(n for name, n in self.plan.counts().items() if name != "assignments")
+
+    def write(self, writer, now: datetime) -> StockWriteSummary:
+        """Send the plan through `writer` (the run's `db.write.Writer`, transaction open)."""
+        started = time.perf_counter()
+        self.written = write_stock(writer, self.plan, now)
+        self.timings["write"] = round(time.perf_counter() - started, 4)
+        return self.written
+
+    def parts(self) -> dict[str, pl.DataFrame]:
+        """The run artifacts: stock_movements, stock_links, inconsistencies, justifications,
+        stock_status_changes, stock_assignments."""
+        p = self.plan
+        movements = pl.concat(
+            [
+                p.movement_inserts.with_columns(pl.lit("insert").alias("action"), pl.lit(None, pl.Int64).alias("id")),
+                p.movement_completions.with_columns(pl.lit("complete").alias("action")),
+            ],
+            how="diagonal_relaxed",
+        )
+        links = pl.concat(
+            [
+                p.item_links.with_columns(pl.lit("item").alias("kind")),
+                p.separation_links.with_columns(pl.lit("separation").alias("kind")),
+            ],
+            how="diagonal_relaxed",
+        )
+        return {
+            "stock_movements": _shaped(movements, STOCK_MOVEMENTS_PART),
+            "stock_links": _shaped(links, STOCK_LINKS_PART),
+            "inconsistencies": p.inconsistencies,
+            "justifications": p.justifications,
+            "stock_status_changes": p.status_changes,
+            "stock_assignments": p.assignments,
+        }
+
+    def manifest(self) -> dict:
+        """The manifest's `stock` section: NFs, what was planned, written and left alone."""
+        a, p = self.plan.assignments, self.plan
+        action = p.inconsistencies.get_column("action")
+        planned = {
+            "movements_created": p.movement_inserts.height,
+            "movements_completed": p.movement_completions.height,
+            "items_linked": p.item_links.height,
+            "separations_synced": p.separation_links.height,
+            "status_changes": p.status_changes.height,
+            "inconsistencies_opened": int((action == "open").sum()),
+            "inconsistencies_resolved": int((action == "resolve").sum()),
+            "justifications": p.justifications.height,
+        }
+        out: dict = {
+            "nfs_candidates": self.candidates,
+            "nfs_processed": a.height,
+            "nfs_with_lot": int(a.get_column("separacao_lote_id").is_not_null().sum()),
+            "nfs_without_lot": int(a.get_column("separacao_lote_id").is_null().sum()),
+            "nfs_linked": int((a.get_column("how") == "linked").sum()),
+            "nfs_divergent": int((a.get_column("tipo") == "DIVERGENCIA_NF_EMBARQUE").sum()),
+            "planned": dict(planned),
+            "rows_to_write": self.rows_to_write,
+            "reads": self.statements,
+            "seconds": dict(self.timings),
+        }
+        out["counts"] = planned
+        if self.written is not None:
+            w = self.written.written
+            out["counts"] = {name: w.get(key, 0) for name, key in WRITTEN_KEYS.items()}
+            out["counts"]["inconsistencies_opened"] += w.get("inconsistencia_faturamento.update", 0)
+            out["written"] = dict(w)
+            out["left_alone"] = dict(self.written.left_alone)
+        return out
+
+
+def _shaped(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    if frame.width == 0:
+        return pl.DataFrame(schema=schema)
+    return frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
+
+
+def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict) -> StockStage:
+    """Read the rest of the stock state for `lines`' NFs and orders, and plan."""
+    started = time.perf_counter()
+    posted = lines.filter(pl.col("status_nf").is_in(POSTED))
+    nfs = posted.get_column("numero_nf").unique().sort().to_list()
+    orders = posted.get_column("origem").drop_nulls().unique().sort().to_list()
+    orders = [o for o in orders if o] if "" in orders else orders
+    state = after_cascade(read_stock_state(url, nfs, orders), cancelled)
+    timings["read"] = round(timings.get("read", 0.0) + time.perf_counter() - started, 4)
+    started = time.perf_counter()
+    plan = plan_stock(StockInput(
+        nf_lines=lines, items=state.items, separations=state.separations, movements=state.movements,
+        open_inconsistencies=state.open_inconsistencies, justification_keys=state.justification_keys,
+    ))  # fmt: skip
+    timings["plan"] = round(time.perf_counter() - started, 4)
+    candidates = lines.get_column("numero_nf").n_unique()
+    return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings)
+
+
+def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool) -> StockStage:
+    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from."""
+    started = time.perf_counter()
+    after = lines_after_import(cs, existing)
+    seeds = pl.concat([cs.inserts.select("numero_nf"), cs.reactivations.select("numero_nf")]).unique()
+    cancelled = cs.cancellations.get_column("numero_nf").to_list()
+    found = read_candidate_lines(url, pending=True, catch_up=full, cancelled=cancelled)
+    wanted = pl.concat([seeds, found.lines.select("numero_nf")]).unique()
+    lines = pl.concat([
+        after.join(wanted, on="numero_nf", how="semi"),
+        found.lines.join(after.select("numero_nf").unique(), on="numero_nf", how="anti"),
+    ])  # fmt: skip
+    timings = {"read": round(time.perf_counter() - started, 4)}
+    return _plan(url, lines, cs.cancellations, found.statements, timings)
+
+
+def plan_for_nfs(url: str, nfs: list[str] | None) -> StockStage:
+    """The stage alone (`stock`): the listed NFs as the database holds them, or the pending NFs."""
+    started = time.perf_counter()
+    found = read_candidate_lines(url, pending=not nfs, catch_up=False, listed=nfs or [])
+    if nfs:
+        listed = pl.Series("numero_nf", nfs, dtype=pl.String)
+        missing = listed.filter(~listed.is_in(found.lines.get_column("numero_nf").implode())).to_list()
+        if missing:
+            shown = ", ".join(f"`{nf}`" for nf in missing[:10]) + (" …" if len(missing) > 10 else "")
+            raise ConfigError(f"`--nfs`: no invoice line in faturamento_produto for NF {shown}; nothing was done")
+    timings = {"read": round(time.perf_counter() - started, 4)}
+    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings)

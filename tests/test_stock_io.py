@@ -1,0 +1,280 @@
+"""The stock stage's database side (DESIGN §9): reads and writes round-trip on small
+hand-made data, re-checked WHEREs leave a concurrently changed row alone (and count it),
+the `stock` command, `--no-stock`, dry runs, and a second sync changing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from faturamento_batch.artifacts import read_manifest, read_part
+from faturamento_batch.cli import main
+from faturamento_batch.db.connection import adbc_connect
+from faturamento_batch.db.read_stock import read_candidate_lines, read_stock_state
+
+from .builders import build_dataset
+from .dbutil import load_rows, read_table, scalar, snapshot
+
+DAY2 = "2026-01-06 10:00:00"
+
+
+def _run(url: str, tmp_path: Path, *args: str, source: Path | None = None) -> tuple[int, dict]:
+    command = args[0]
+    extra = ["--source", str(source)] if source is not None else []
+    code = main([command, *extra, "--database-url", url, "--artifacts-dir", str(tmp_path / "runs"), *args[1:]])
+    latest = max((tmp_path / "runs").iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    return code, read_manifest(latest)
+
+
+def _execute(url: str, *statements: str) -> None:
+    """Statements of "the logistics application", each committed at once."""
+    conn = adbc_connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def _logistics(nf_orders: dict[str, list[tuple[str, float]]]) -> dict[str, list[dict]]:
+    """Shipment 1 (active) with one item per order `PEDm` → lot `L-m`, and the lot's separation."""
+    items, seps = [], []
+    for n, (order, products) in enumerate(nf_orders.items(), start=1):
+        items.append({"id": n, "embarque_id": 1, "pedido": order, "separacao_lote_id": f"L-{order}", "nota_fiscal": None,
+                      "erro_validacao": "NF_PENDENTE_FATURAMENTO"})  # fmt: skip
+        for code, qty in products:
+            seps.append({"separacao_lote_id": f"L-{order}", "num_pedido": order, "cod_produto": code, "qtd_saldo": qty,
+                         "sincronizado_nf": False})  # fmt: skip
+    return {"embarques": [{"id": 1, "numero": 1, "status": "ativo"}], "embarque_itens": items, "separacao": seps}
+
+
+# build_dataset: NF 100000+m has order PEDm and products P((7m+k) % 50 + 1) with quantity k+1.
+PED1 = [("P00008", 1.0), ("P00009", 2.0), ("P00010", 3.0)]  # exactly what NF 100001 invoices
+PED2 = [("P00015", 1.0), ("P00016", 5.0)]  # NF 100002 invoices P00015 1, P00016 2, P00017 3
+
+
+@pytest.fixture
+def day1(tmp_path):
+    return build_dataset(tmp_path / "odoo", moves=3)
+
+
+def test_sync_writes_the_stage_and_a_second_sync_changes_nothing(db_url, tmp_path, day1):
+    load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))
+    code, m = _run(db_url, tmp_path, "sync", source=day1)
+    assert code == 0, m.get("error")
+    s = m["stock"]
+    assert (s["nfs_processed"], s["nfs_with_lot"], s["nfs_without_lot"]) == (3, 2, 1)
+    assert s["counts"]["movements_created"] == 9 and s["counts"]["items_linked"] == 2
+    assert s["counts"]["separations_synced"] == 5 and s["counts"]["justifications"] == 2
+    assert s["left_alone"] == {t: 0 for t in s["left_alone"]}
+
+    moves = read_table(db_url, "movimentacao_estoque", ["numero_nf", "cod_produto", "qtd_movimentacao", "separacao_lote_id",
+                                                        "codigo_embarque", "tipo_movimentacao", "observacao", "criado_por"],
+                       order="numero_nf, cod_produto")  # fmt: skip
+    first = moves.filter(pl.col("numero_nf") == "100001")
+    assert first.get_column("qtd_movimentacao").to_list() == ["-1.000", "-2.000", "-3.000"]
+    assert set(first.get_column("separacao_lote_id")) == {"L-PED1"} and set(first.get_column("codigo_embarque")) == {1}
+    assert first.get_column("observacao")[0] == "Baixa automática NF 100001 - lote separação L-PED1"
+    third = moves.filter(pl.col("numero_nf") == "100003")
+    assert third.get_column("separacao_lote_id").is_null().all()
+    assert third.get_column("observacao")[0] == "Baixa automática NF 100003 - Sem Separação"
+    assert set(moves.get_column("criado_por")) == {"faturamento_batch"}
+
+    items = read_table(db_url, "embarque_itens", ["id", "nota_fiscal", "erro_validacao"], order="id").rows()
+    assert items == [(1, "100001", None), (2, "100002", None)]
+    seps = read_table(db_url, "separacao", ["num_pedido", "numero_nf", "sincronizado_nf", "status"], order="id").rows()
+    assert seps == [("PED1", "100001", True, "FATURADO")] * 3 + [("PED2", "100002", True, "FATURADO")] * 2
+    assert scalar(db_url, "SELECT count(*) FROM separacao WHERE data_sincronizacao IS NULL") == 0
+    status = read_table(db_url, "faturamento_produto", ["numero_nf", "status_nf"]).unique().sort("numero_nf").rows()
+    assert status == [("100001", "Lançado"), ("100002", "Lançado"), ("100003", "SEM_LOTE")]
+    inc = read_table(db_url, "inconsistencia_faturamento", ["tipo", "numero_nf", "num_pedido", "cod_produto", "qtd_faturada",
+                                                             "resolvida"]).rows()  # fmt: skip
+    assert inc == [("NF_SEM_SEPARACAO", "100003", "PED3", "MULTIPLOS", "6.000", False)]
+    just = read_table(db_url, "faturamento_parcial_justificativa",
+                      ["cod_produto", "qtd_separada", "qtd_faturada", "qtd_saldo", "descricao_detalhada"], order="cod_produto").rows()  # fmt: skip
+    assert just == [("P00016", "5.000", "2.000", "3.000", "Separado 5.000, faturado 2.000"),
+                    ("P00017", "0.000", "3.000", "3.000", "Separado 0.000, faturado 3.000")]  # fmt: skip
+
+    run_dir = tmp_path / "runs" / m["run_id"]
+    parts = {p: read_part(run_dir, p) for p in ("stock_movements", "stock_links", "inconsistencies", "justifications")}
+    assert parts["stock_movements"].get_column("action").value_counts().sort("action").rows() == [("insert", 9)]
+    assert parts["stock_links"].get_column("kind").value_counts().sort("kind").rows() == [("item", 2), ("separation", 5)]
+    assert parts["inconsistencies"].height == 1 and parts["justifications"].height == 2
+
+    before = snapshot(db_url)
+    code, again = _run(db_url, tmp_path, "sync", "--full", source=day1)
+    assert code == 0 and again["rows_to_write"] == 0, again["stock"]
+    assert snapshot(db_url) == {**before, "sync_runs": snapshot(db_url)["sync_runs"], "sync_state": snapshot(db_url)["sync_state"]}
+
+
+def test_reads_only_the_run_s_nfs_and_orders(db_url, tmp_path, day1):
+    assert _run(db_url, tmp_path, "sync", "--no-stock", source=day1)[0] == 0
+    load_rows(db_url, {
+        **_logistics({"PED1": PED1, "PED9": [("P00001", 1.0)]}),
+        "movimentacao_estoque": [{"cod_produto": "P00008", "numero_nf": "100001", "tipo_movimentacao": "FATURAMENTO"},
+                                 {"cod_produto": "P00009", "numero_nf": "100001", "tipo_movimentacao": "FATURAMENTO", "ativo": False},
+                                 {"cod_produto": "P00001", "numero_nf": "999999", "tipo_movimentacao": "FATURAMENTO"}],
+        "inconsistencia_faturamento": [{"tipo": "NF_SEM_SEPARACAO", "numero_nf": "100001", "cod_produto": "X", "qtd_faturada": "1"},
+                                       {"tipo": "NF_SEM_SEPARACAO", "numero_nf": "100001", "cod_produto": "X", "qtd_faturada": "1",
+                                        "resolvida": True}],
+        "faturamento_parcial_justificativa": [
+            {"separacao_lote_id": "L-PED1", "num_pedido": "PED1", "cod_produto": "P00008", "numero_nf": "100001",
+             "qtd_separada": "1", "qtd_faturada": "1", "qtd_saldo": "0", "motivo_nao_faturamento": "X", "classificacao_saldo": "X"}],
+    })  # fmt: skip
+    _execute(db_url, "UPDATE faturamento_produto SET status_nf = 'SEM_LOTE' WHERE numero_nf IN ('100001', '100003')")
+    # Pending: 100001 (SEM_LOTE, its order has a candidate item); not 100003 (no item); never 100002 (Lançado).
+    found = read_candidate_lines(db_url, pending=True, catch_up=False)
+    assert sorted(found.lines.get_column("numero_nf").unique()) == ["100001"] and found.lines.height == 3
+    # Catch-up: every posted NF without an active FATURAMENTO movement (100001 has one).
+    caught = read_candidate_lines(db_url, pending=False, catch_up=True)
+    assert sorted(caught.lines.get_column("numero_nf").unique()) == ["100002", "100003"]
+    # A cancellation in this run frees its items: the order has a candidate again.
+    _execute(db_url, "UPDATE embarque_itens SET nota_fiscal = '555' WHERE pedido = 'PED1'")
+    assert read_candidate_lines(db_url, pending=True, catch_up=False).lines.height == 0
+    assert read_candidate_lines(db_url, pending=True, catch_up=False, cancelled=["555"]).lines.height == 3
+
+    state = read_stock_state(db_url, ["100001"], ["PED1"])
+    assert state.items.select("id", "pedido", "embarque_status").rows() == [(1, "PED1", "ativo")]
+    assert sorted(state.separations.get_column("cod_produto")) == ["P00008", "P00009", "P00010"]
+    assert state.movements.select("numero_nf", "cod_produto").rows() == [("100001", "P00008")]
+    assert state.open_inconsistencies.select("numero_nf", "tipo", "qtd_faturada").rows()[0][:2] == ("100001", "NF_SEM_SEPARACAO")
+    assert state.open_inconsistencies.height == 1
+    assert state.justification_keys.rows() == [("L-PED1", "P00008", "100001")]
+    assert state.statements == 3
+
+
+def test_a_row_the_application_changed_after_the_read_is_left_alone_and_counted(db_url, tmp_path, day1, monkeypatch):
+    import faturamento_batch.stock_stage as stage
+
+    load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))
+    real = stage.read_stock_state
+
+    def read_then_application_writes(*args, **kwargs):
+        state = real(*args, **kwargs)
+        _execute(db_url, "UPDATE embarque_itens SET nota_fiscal = 'OUTRA' WHERE id = 1",
+                 "UPDATE separacao SET sincronizado_nf = true WHERE num_pedido = 'PED2' AND cod_produto = 'P00015'")
+        return state
+
+    monkeypatch.setattr(stage, "read_stock_state", read_then_application_writes)
+    code, m = _run(db_url, tmp_path, "sync", source=day1)
+    assert code == 0, m.get("error")
+    assert m["stock"]["planned"]["items_linked"] == 2 and m["stock"]["counts"]["items_linked"] == 1
+    assert m["stock"]["left_alone"]["embarque_itens"] == 1 and m["stock"]["left_alone"]["separacao"] == 1
+    assert read_table(db_url, "embarque_itens", ["id", "nota_fiscal"], order="id").rows() == [(1, "OUTRA"), (2, "100002")]
+    assert scalar(db_url, "SELECT count(*) FROM separacao WHERE numero_nf IS NOT NULL") == 4  # 3 of PED1, 1 of PED2
+
+
+def test_no_stock_leaves_the_stock_tables_alone(db_url, tmp_path, day1):
+    load_rows(db_url, _logistics({"PED1": PED1}))
+    before = {t: snapshot(db_url)[t] for t in ("movimentacao_estoque", "embarque_itens", "separacao", "inconsistencia_faturamento")}
+    code, m = _run(db_url, tmp_path, "sync", "--no-stock", source=day1)
+    assert code == 0 and "stock" not in m
+    assert scalar(db_url, "SELECT count(*) FROM faturamento_produto WHERE status_nf = 'Lançado'") == 9
+    assert {t: snapshot(db_url)[t] for t in before} == before
+    assert not (tmp_path / "runs" / m["run_id"] / "stock_movements.parquet").exists()
+
+
+def test_no_stock_runs_on_a_database_without_the_stock_module(db_url, tmp_path, day1):
+    _execute(db_url, "DROP TABLE inconsistencia_faturamento, faturamento_parcial_justificativa")
+    assert _run(db_url, tmp_path, "sync", "--no-stock", source=day1)[0] == 0
+    day2 = build_dataset(tmp_path / "odoo2", moves=3, cancelled={1}, write_date=DAY2)
+    code, m = _run(db_url, tmp_path, "sync", "--no-stock", source=day2)  # the cascade, without inconsistencies
+    assert code == 0, m.get("error")
+    assert m["counts"]["cancellations"] == 1
+    runs = scalar(db_url, "SELECT count(*) FROM sync_runs")
+    code, m = _run(db_url, tmp_path, "sync", "--full", source=day2)  # with the stage: a clear failure, nothing written
+    assert code == 2 and "`inconsistencia_faturamento`" in m["error"] and "--no-stock" in m["error"]
+    assert scalar(db_url, "SELECT count(*) FROM sync_runs") == runs
+
+
+def test_stock_command_processes_pending_or_listed_nfs(db_url, tmp_path, day1):
+    assert _run(db_url, tmp_path, "sync", source=day1)[0] == 0  # no shipments yet: all three SEM_LOTE
+    assert scalar(db_url, "SELECT count(DISTINCT numero_nf) FROM faturamento_produto WHERE status_nf = 'SEM_LOTE'") == 3
+    load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))  # the shipments arrive
+
+    before = snapshot(db_url)
+    code, m = _run(db_url, tmp_path, "stock", "--dry-run")
+    assert code == 0 and m["status"] == "dry_run" and m["mode"] == "stock"
+    assert m["stock"]["nfs_processed"] == 2 and m["stock"]["planned"]["movements_completed"] == 6
+    assert snapshot(db_url) == before
+
+    code, m = _run(db_url, tmp_path, "stock", "--nfs", "100002")
+    assert code == 0, m.get("error")
+    assert m["stock"]["nfs_processed"] == 1 and m["stock"]["counts"]["movements_completed"] == 3
+    assert scalar(db_url, "SELECT status_nf FROM faturamento_produto WHERE numero_nf = '100002' LIMIT 1") == "Lançado"
+    assert scalar(db_url, "SELECT count(*) FROM movimentacao_estoque WHERE numero_nf = '100002' AND separacao_lote_id = 'L-PED2'") == 3
+    assert scalar(db_url, "SELECT resolvida_por FROM inconsistencia_faturamento WHERE numero_nf = '100002'") == "faturamento_batch"
+    assert scalar(db_url, "SELECT mode FROM sync_runs ORDER BY id DESC LIMIT 1") == "stock"
+
+    code, m = _run(db_url, tmp_path, "stock")  # the pending one left: 100001
+    assert code == 0 and m["stock"]["nfs_processed"] == 1
+    assert scalar(db_url, "SELECT count(*) FROM faturamento_produto WHERE status_nf = 'SEM_LOTE'") == 3  # 100003 only
+    code, m = _run(db_url, tmp_path, "stock")
+    assert code == 0 and m["stock"]["nfs_processed"] == 0 and m["rows_to_write"] == 0
+
+
+def test_stock_command_refuses_bad_nfs(db_url, tmp_path, day1, capsys):
+    assert _run(db_url, tmp_path, "sync", source=day1)[0] == 0
+    code, m = _run(db_url, tmp_path, "stock", "--nfs", "100001,404404")
+    assert code == 2 and "`404404`" in m["error"]
+    assert main(["stock", "--database-url", db_url, "--nfs", " , "]) == 2
+    assert main(["stock", "--database-url", db_url, "--nfs", "1" * 21]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def _budget_day2(path: Path, old: int, new: int) -> Path:
+    """Day 2 over `old` day-1 NFs: `new` NFs more, day-1 NFs `old-1` and `old` cancelled, every
+    price changed (drift), and the new NFs on product codes day 1 never used (new products)."""
+    import json
+
+    build_dataset(path, moves=old + new, lines_per_move=2, products=60, price=10.5, cancelled={old - 1, old}, write_date=DAY2)
+    lines = json.loads((path / "account.move.line.json").read_text())
+    for ln in lines:  # day-1 NFs keep day 1's products; the new ones take codes 51–60
+        m, k = ln["move_id"][0], (ln["id"] - 1) % 2
+        product = ((m * 7 + k) % 50) + 1 if m <= old else 51 + (m + k) % 10
+        ln["product_id"] = [product, f"Produto {product}"]
+    (path / "account.move.line.json").write_text(json.dumps(lines))
+    return path
+
+
+def _budget_shipments(url: str, pending: int, old: int, new: int) -> None:
+    """Lots for the orders of day-1 NFs 1…`pending` (pending: SEM_LOTE since day 1) and of every
+    other new NF; each lot separates its first product exactly and its second one short."""
+    product = "'P' || lpad((CASE WHEN m <= {old} THEN ((m * 7 + k) % 50) + 1 ELSE 51 + (m + k) % 10 END)::text, 5, '0')"
+    orders = f"(SELECT m FROM generate_series(1, {pending}) m UNION ALL SELECT m FROM generate_series({old + 1}, {old + new}, 2) m)"
+    _execute(
+        url,
+        "INSERT INTO embarques (id, numero, status) VALUES (1, 1, 'ativo')",
+        f"""INSERT INTO embarque_itens (embarque_id, separacao_lote_id, cliente, pedido, status, uf_destino, cidade_destino)
+            SELECT 1, 'L' || m, 'c', 'PED' || m, 'ativo', 'SP', 'Campinas' FROM {orders} o(m)""",
+        f"""INSERT INTO separacao (separacao_lote_id, num_pedido, cod_produto, qtd_saldo, sincronizado_nf, cod_uf)
+            SELECT 'L' || m, 'PED' || m, {product.format(old=old)}, k + 1 + k * 0.5, false, 'SP'
+            FROM {orders} o(m), generate_series(0, 1) k""",
+    )
+
+
+def test_statement_count_of_the_stage_does_not_grow_with_the_nfs(db_url, second_db, tmp_path):
+    """10 and 10,000 NFs processed by one incremental run with every kind of write, import and stage."""
+    counts, stages = {}, {}
+    for scale, url in ((1, db_url), (1_000, second_db)):
+        old, new, pending = 6 * scale, 8 * scale, 2 * scale
+        day1 = build_dataset(tmp_path / f"d1-{scale}", moves=old, lines_per_move=2)
+        assert _run(url, tmp_path, "sync", source=day1)[0] == 0  # no shipments: every NF SEM_LOTE
+        _budget_shipments(url, pending, old, new)
+        code, m = _run(url, tmp_path, "sync", "--apply-drift", source=_budget_day2(tmp_path / f"d2-{scale}", old, new))
+        assert code == 0, m.get("error")
+        c, s = m["counts"], m["stock"]
+        assert c["inserts"] == 2 * new and c["cancellations"] == 2 and c["new_products"] > 0 and c["drift"] > 0
+        assert s["nfs_processed"] == pending + new == 10 * scale
+        assert s["nfs_with_lot"] == pending + new // 2 and s["nfs_without_lot"] == new // 2
+        assert all(n > 0 for n in s["counts"].values()), s["counts"]
+        assert s["counts"]["movements_completed"] == 2 * pending and s["counts"]["inconsistencies_resolved"] == pending
+        assert s["counts"]["justifications"] == pending + new // 2  # each lot's second product is short
+        assert m["written"]["inconsistencia_faturamento.cancel"] == 2  # the cascade closes the cancelled NFs' ones
+        assert sum(s["left_alone"].values()) == 0
+        counts[scale], stages[scale] = m["sql_statements"], {**s["seconds"], "nfs": s["nfs_processed"]}
+    print("statements per incremental run (every kind of write):", counts[1], "· stage seconds:", stages)
+    assert counts[1] == counts[1_000], counts
