@@ -41,7 +41,7 @@ SIZES = {
     # the memory bound: a run three times the 1M one must peak at (about) the same RSS
     "3m": {"full": [3_000_000], "incremental": [], "repeat": 1},
 }
-CONTENDERS = ("ours", "old", "dlt", "sling", "floor", "extract")
+CONTENDERS = ("ours", "ours_nostock", "old", "dlt", "sling", "floor", "extract")
 E2E_CONTENDERS = CONTENDERS  # dlt, sling and the floor get their rows from our extraction + transform end-to-end
 DB_CONTENDERS = tuple(c for c in CONTENDERS if c != "extract")  # the extraction alone has no DB-side
 RUN_PREFIX = "bench_run_"
@@ -137,7 +137,7 @@ def check_state(url: str, contender: str) -> dict:
     table = '"dlt_faturamento"."faturamento_produto"' if contender == "dlt" else "faturamento_produto"
     rows, cancelled = pg.query(url, f"SELECT count(*), count(*) FILTER (WHERE status_nf = 'Cancelado') FROM {table}")[0]
     out = {"lines": int(rows), "cancelled_lines": int(cancelled)}
-    if contender in ("ours", "old"):
+    if contender in ("ours", "ours_nostock", "old"):
         out["consolidation_rows"], out["consolidation_inactive"] = map(int, pg.query(
             url, "SELECT count(*), count(*) FILTER (WHERE NOT ativo) FROM relatorio_faturamento_importado")[0])  # fmt: skip
         out["products"] = int(pg.query_one(url, "SELECT count(*) FROM cadastro_palletizacao"))

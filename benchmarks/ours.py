@@ -43,6 +43,8 @@ def run(source, spec: dict) -> dict:
         odoo_password=odoo.get("password"),
         odoo_timeout=600.0,
     )
+    if spec["contender"] == "ours_nostock":  # compare like with like: the peers do no stock work
+        settings = replace(settings, stock=False)
     if spec.get("chunk_size") is not None:
         settings = replace(settings, chunk_size=int(spec["chunk_size"]))
     result = run_sync(settings, source=source)
@@ -56,6 +58,7 @@ def run(source, spec: dict) -> dict:
             "sql_statements": m["sql_statements"],
             "manifest_peak_memory_mb": m["peak_memory_mb"],
             "chunks": m.get("chunks"),
+            "stock": m.get("stock"),
             "counts": {k: counts.get(k) for k in ("lines", "inserts", "status_changes", "cancellations",
                                                   "new_products", "consolidation", "drift", "rejected")},
             "odoo_bytes": m.get("odoo", {}).get("bytes_received", 0),

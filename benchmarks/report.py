@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import pg
 
-LABELS = {"ours": "faturamento_batch", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "sling": "sling upsert",
+LABELS = {"ours": "faturamento_batch (stock stage on)", "ours_nostock": "faturamento_batch (stock stage off)", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "sling": "sling upsert",
           "floor": "physical floor", "extract": "extraction alone (ours, no load)"}
 MODES = {"db": "DB-side", "e2e": "end-to-end"}
 PACKAGES = ("faturamento-batch", "polars", "connectorx", "adbc-driver-postgresql", "pyarrow", "dlt", "SQLAlchemy",
@@ -102,14 +102,16 @@ def phases_table(report: dict) -> str:
     """faturamento_batch's own phase timings (its manifest), median over the runs."""
     import statistics
 
-    rows = ["| scenario | measured | " + " | ".join(PHASES) + " | total |", "|---|---|" + "--:|" * (len(PHASES) + 1)]
+    rows = ["| scenario | measured | contender | " + " | ".join(PHASES) + " | total |",
+            "|---|---|---|" + "--:|" * (len(PHASES) + 1)]
     for sc in report["scenarios"]:
         for mode in ("db", "e2e"):
-            runs = [r["detail"]["timings"] for r in sc["results"]
-                    if r["contender"] == "ours" and r["mode"] == mode and "error" not in r]  # fmt: skip
-            if runs:
-                cells = [_secs(statistics.median(t.get(p, 0.0) for t in runs)) for p in (*PHASES, "total")]
-                rows.append(f"| {sc['scenario']} | {MODES[mode]} | " + " | ".join(cells) + " |")
+            for contender in ("ours", "ours_nostock"):
+                runs = [r["detail"]["timings"] for r in sc["results"]
+                        if r["contender"] == contender and r["mode"] == mode and "error" not in r]  # fmt: skip
+                if runs:
+                    cells = [_secs(statistics.median(t.get(p, 0.0) for t in runs)) for p in (*PHASES, "total")]
+                    rows.append(f"| {sc['scenario']} | {MODES[mode]} | {LABELS[contender]} | " + " | ".join(cells) + " |")
     return "\n".join(rows) if len(rows) > 2 else ""
 
 

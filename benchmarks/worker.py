@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-CONTENDERS = {"ours": "benchmarks.ours", "old": "benchmarks.old_job", "dlt": "benchmarks.dlt_merge", "floor": "benchmarks.floor",
+CONTENDERS = {"ours": "benchmarks.ours", "ours_nostock": "benchmarks.ours", "old": "benchmarks.old_job", "dlt": "benchmarks.dlt_merge", "floor": "benchmarks.floor",
                "sling": "benchmarks.sling_load", "extract": "benchmarks.extract_only"}
 
 

@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transport", choices=("jsonrpc", "xmlrpc", "json2"), help="Odoo protocol (default jsonrpc)")
     p.add_argument("--page-size", type=int, help="lines per Odoo call (default 20000)")
     p.add_argument("--chunk-size", type=int, metavar="LINES",
-                   help="full runs: lines per chunk, which sets the peak memory (default 100000, "
+                   help="full runs: lines per chunk, which sets the peak memory (default 40000, "
                         "FATURAMENTO_CHUNK_SIZE; 0 = in one piece)")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk related-record cache")
     p.add_argument("--overlap-minutes", type=float, help="re-read this much before the cursor (default 10)")

@@ -17,7 +17,7 @@ from .errors import ConfigError
 DEFAULT_JOB = "faturamento"
 DEFAULT_STATE_DIR = ".faturamento"
 # Lines per chunk of a full run (DESIGN §8): sets its peak memory; fits a 512 MB container.
-DEFAULT_CHUNK_SIZE = 100_000
+DEFAULT_CHUNK_SIZE = 40_000
 
 
 def redact(text: str) -> str:

@@ -21,10 +21,6 @@ import polars as pl
 
 from .source import ExtractStats, RawBatch
 
-# Lines per chunk by default: a chunk, its transform and its diff stay within a few
-# hundred MB, so a full run fits a 512 MB container (BENCHMARKS.md measures it).
-DEFAULT_CHUNK_LINES = 100_000
-
 
 @dataclass
 class ChunkedExtraction:
