@@ -1,9 +1,12 @@
 """faturamento_batch itself, through `run_sync` — exactly what `faturamento-batch sync` runs.
 
-DB-side: the raw Odoo frames (one per model, as the extraction returns them) are
-loaded before the clock starts and handed over by an in-memory `Source`; the
-timed run is lock → cursor → transform → read state → diff → artifacts → write
-→ commit. End-to-end: `OdooSource` over JSON-RPC from the replay server (keyset
+DB-side, incremental: the raw Odoo frames (one per model, as the extraction
+returns them) are loaded before the clock starts and handed over by an in-memory
+`Source`; the timed run is lock → cursor → transform → read state → diff →
+artifacts → write → commit. DB-side, full: the same frames on local Parquet, read
+chunk by chunk inside the timed run (`frames.ParquetSource`), so the input is not
+held and the peak is the chunked run's own. `ours_nostock` is the same run with
+the stock stage off (the peers do no stock work). End-to-end: `OdooSource` over JSON-RPC from the replay server (keyset
 pages of 20,000 lines, related models in parallel, a cold related-record cache:
 a fresh state directory per run).
 """
