@@ -23,6 +23,7 @@ from datetime import datetime
 import polars as pl
 
 from .db.read_stock import StockState, read_candidate_lines, read_stock_state
+from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from .db.write_stock import StockWriteSummary, write_stock
 from .diff import ChangeSet
 from .errors import ConfigError
@@ -30,7 +31,6 @@ from .schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
 from .stock import StockInput, StockPlan, plan_stock
 
 POSTED = ("Lançado", "SEM_LOTE")
-ERRO_NF_CANCELADA = "NF cancelada no Odoo"  # what the cascade writes on the items it frees
 
 
 def lines_after_import(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
@@ -143,7 +143,7 @@ class StockStage:
 
     def manifest(self) -> dict:
         """The manifest's `stock` section: NFs, what was planned, written and left alone."""
-        a, p = self.plan.assignments, self.plan
+        p = self.plan
         action = p.inconsistencies.get_column("action")
         planned = {
             "movements_created": p.movement_inserts.height,
@@ -157,11 +157,7 @@ class StockStage:
         }
         out: dict = {
             "nfs_candidates": self.candidates,
-            "nfs_processed": a.height,
-            "nfs_with_lot": int(a.get_column("separacao_lote_id").is_not_null().sum()),
-            "nfs_without_lot": int(a.get_column("separacao_lote_id").is_null().sum()),
-            "nfs_linked": int((a.get_column("how") == "linked").sum()),
-            "nfs_divergent": int((a.get_column("tipo") == "DIVERGENCIA_NF_EMBARQUE").sum()),
+            **self.plan.nf_counts(),
             "planned": dict(planned),
             "rows_to_write": self.rows_to_write,
             "reads": self.statements,
@@ -188,8 +184,7 @@ def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, ti
     started = time.perf_counter()
     posted = lines.filter(pl.col("status_nf").is_in(POSTED))
     nfs = posted.get_column("numero_nf").unique().sort().to_list()
-    orders = posted.get_column("origem").drop_nulls().unique().sort().to_list()
-    orders = [o for o in orders if o] if "" in orders else orders
+    orders = posted.filter(pl.col("origem").str.strip_chars() != "").get_column("origem").unique().sort().to_list()
     state = after_cascade(read_stock_state(url, nfs, orders), cancelled)
     timings["read"] = round(timings.get("read", 0.0) + time.perf_counter() - started, 4)
     started = time.perf_counter()

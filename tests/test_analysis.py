@@ -115,10 +115,11 @@ def test_status_transitions_and_cancellation_cascade(runs):
         ("Cancelado → Lançado", "Cancelado", "Lançado", 3, 1),
     ]
     cascade = an.cancellation_cascade(day2)
-    assert cascade.columns == ["numero_nf", "stock_movements", "shipment_items", "separations", "consolidations"]
-    assert cascade.rows() == [("100001", 2, 1, 0, 1), ("100002", 1, 0, 1, 1)]
+    assert cascade.columns == ["numero_nf", "stock_movements", "shipment_items", "separations", "inconsistencies",
+                               "consolidations"]  # fmt: skip
+    assert cascade.rows() == [("100001", 2, 1, 0, 0, 1), ("100002", 1, 0, 1, 0, 1)]  # --no-stock: no inconsistencies
     assert an.cascade_totals(day2).rows() == [
-        ("stock_movements", 3), ("shipment_items", 1), ("separations", 1), ("consolidations", 2)
+        ("stock_movements", 3), ("shipment_items", 1), ("separations", 1), ("inconsistencies", 0), ("consolidations", 2)
     ]  # fmt: skip
 
 
@@ -243,8 +244,9 @@ def test_show_and_bar(runs, capsys):
     assert "Lançado → Cancelado" in capsys.readouterr().out
 
     ax = an.bar(an.cascade_totals(day2), "touched", "rows", title="cascade", horizontal=True)
-    assert [round(p.get_width()) for p in ax.patches] == [3, 1, 1, 2]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["stock_movements", "shipment_items", "separations", "consolidations"]
+    assert [round(p.get_width()) for p in ax.patches] == [3, 1, 1, 0, 2]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["stock_movements", "shipment_items", "separations",
+                                                             "inconsistencies", "consolidations"]  # fmt: skip
     counts = an.compare_counts(day2, runs["day1"])
     ax = an.bar(counts, "part", counts.columns[1:3])
     assert len(ax.patches) == 2 * len(an.CHANGESET_PARTS)

@@ -69,7 +69,11 @@ def _check(url: str, run_dir: Path) -> None:
     assert "100002" in by_nf  # NUL removed
     assert by_nf["100003"][1] == "N" * 255
     assert str(by_nf["100004"][5]) == "2026-01-05"  # the line's date
-    assert by_nf["100008"][4] == "Lançado"  # the first of the repeated moves
+    assert by_nf["100008"][4] == "SEM_LOTE"  # posted (the first of the repeated moves); no shipment, so no lot
+    # The hostile order number went through the stock stage's keys and COPY unchanged.
+    hostile_order = (HOSTILE[:20].rstrip(),)
+    assert scalar(url, "SELECT count(*) FROM movimentacao_estoque WHERE numero_nf = '100001' AND num_pedido = $1", hostile_order) > 0
+    assert scalar(url, "SELECT count(*) FROM inconsistencia_faturamento WHERE num_pedido = $1", hostile_order) == 1
     assert scalar(url, "SELECT count(*) FROM faturamento_produto WHERE position(chr(1) in nome_cliente) > 0") == 0
     assert scalar(url, "SELECT count(*) FROM pg_tables WHERE tablename = 'faturamento_produto'") == 1
 

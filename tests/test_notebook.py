@@ -89,7 +89,7 @@ def test_notebook_runs_on_the_latest_run_and_fills_every_section(pg_admin_url, t
     status = _cell(texts, "an.status_transitions(run)")
     assert "Lançado → Cancelado" in status and "Cancelado → Lançado" in status
     cascade_row = next(line for line in status.splitlines() if "100001" in line)
-    assert [c.strip() for c in cascade_row.strip("│ ").split("┆")] == ["100001", "2", "1", "0", "1"]
+    assert [c.strip() for c in cascade_row.strip("│ ").split("┆")] == ["100001", "2", "1", "0", "0", "1"]
     reprocess = _cell(texts, "an.nfs_to_reprocess(run)")
     assert "reactivated" in reprocess and "100011" in reprocess and "P00028" in reprocess
     drift = _cell(texts, "an.drift_fields(run)")
@@ -103,7 +103,7 @@ def test_notebook_runs_on_the_latest_run_and_fills_every_section(pg_admin_url, t
 def test_notebook_says_what_a_run_did_not_have(pg_admin_url, template_url, tmp_path, monkeypatch):
     url = clone_template(pg_admin_url)
     try:
-        code, smoke = sync(url, tmp_path / "elsewhere" / "runs", SMOKE, "--max-reject-ratio", "1")
+        code, smoke = sync(url, tmp_path / "elsewhere" / "runs", SMOKE, "--max-reject-ratio", "1", "--no-stock")
         assert code == 0
     finally:
         drop_database(pg_admin_url, url)

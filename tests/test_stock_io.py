@@ -103,6 +103,12 @@ def test_sync_writes_the_stage_and_a_second_sync_changes_nothing(db_url, tmp_pat
     assert parts["stock_movements"].get_column("action").value_counts().sort("action").rows() == [("insert", 9)]
     assert parts["stock_links"].get_column("kind").value_counts().sort("kind").rows() == [("item", 2), ("separation", 5)]
     assert parts["inconsistencies"].height == 1 and parts["justifications"].height == 2
+    from faturamento_batch import analysis as an
+
+    run = an.load_run(run_dir)  # the analysis loader knows every part's schema, present or not
+    for part, schema in an.STOCK_PART_SCHEMAS.items():
+        assert run.part(part).schema == schema, part
+    assert run.part("stock_assignments").height == 3
 
     before = snapshot(db_url)
     code, again = _run(db_url, tmp_path, "sync", "--full", source=day1)
@@ -167,6 +173,20 @@ def test_a_row_the_application_changed_after_the_read_is_left_alone_and_counted(
     assert scalar(db_url, "SELECT count(*) FROM separacao WHERE numero_nf IS NOT NULL") == 4  # 3 of PED1, 1 of PED2
 
 
+def test_sync_dry_run_plans_the_stage_and_writes_nothing(db_url, tmp_path, day1):
+    load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))
+    before = snapshot(db_url)
+    code, m = _run(db_url, tmp_path, "sync", "--dry-run", source=day1)
+    assert code == 0 and m["status"] == "dry_run"
+    assert m["stock"]["planned"]["movements_created"] == 9 and m["stock"]["counts"] == m["stock"]["planned"]
+    assert "written" not in m["stock"] and "left_alone" not in m["stock"]
+    # 9 movements, 2 items, 5 separations, 1 NF to SEM_LOTE, 1 inconsistency, 2 justifications
+    assert m["stock"]["rows_to_write"] == 20
+    assert m["rows_to_write"] == 9 + 9 + 3 + 20  # + the import's lines, products and consolidations
+    assert snapshot(db_url) == before
+    assert read_part(tmp_path / "runs" / m["run_id"], "stock_movements").height == 9
+
+
 def test_no_stock_leaves_the_stock_tables_alone(db_url, tmp_path, day1):
     load_rows(db_url, _logistics({"PED1": PED1}))
     before = {t: snapshot(db_url)[t] for t in ("movimentacao_estoque", "embarque_itens", "separacao", "inconsistencia_faturamento")}
@@ -190,7 +210,7 @@ def test_no_stock_runs_on_a_database_without_the_stock_module(db_url, tmp_path, 
     assert scalar(db_url, "SELECT count(*) FROM sync_runs") == runs
 
 
-def test_stock_command_processes_pending_or_listed_nfs(db_url, tmp_path, day1):
+def test_stock_command_processes_pending_or_listed_nfs(db_url, tmp_path, day1, capsys):
     assert _run(db_url, tmp_path, "sync", source=day1)[0] == 0  # no shipments yet: all three SEM_LOTE
     assert scalar(db_url, "SELECT count(DISTINCT numero_nf) FROM faturamento_produto WHERE status_nf = 'SEM_LOTE'") == 3
     load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))  # the shipments arrive
@@ -208,6 +228,15 @@ def test_stock_command_processes_pending_or_listed_nfs(db_url, tmp_path, day1):
     assert scalar(db_url, "SELECT count(*) FROM movimentacao_estoque WHERE numero_nf = '100002' AND separacao_lote_id = 'L-PED2'") == 3
     assert scalar(db_url, "SELECT resolvida_por FROM inconsistencia_faturamento WHERE numero_nf = '100002'") == "faturamento_batch"
     assert scalar(db_url, "SELECT mode FROM sync_runs ORDER BY id DESC LIMIT 1") == "stock"
+    assert scalar(db_url, "SELECT counts->'stock'->'counts'->>'movements_completed' FROM sync_runs ORDER BY id DESC LIMIT 1") == "3"
+    capsys.readouterr()
+    assert main(["runs", "show", m["run_id"], "--database-url", db_url, "--artifacts-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert f"run {m['run_id']}  stock  success" in out and "Odoo lines" not in out
+    assert "stock: 1 NFs (1 with a lot, 0 without; 0 linked, 0 divergent) · movements +0 completed 3" in out
+    assert "stock stage left alone: " in out and "movimentacao_estoque.complete 3" in out
+    shown = {line.split()[0]: line.split()[1] for line in out.splitlines() if line.endswith(".parquet")}
+    assert shown["stock_movements"] == "3" and shown["stock_links"] == "3" and shown["inconsistencies"] == "1"
 
     code, m = _run(db_url, tmp_path, "stock")  # the pending one left: 100001
     assert code == 0 and m["stock"]["nfs_processed"] == 1
@@ -278,3 +307,34 @@ def test_statement_count_of_the_stage_does_not_grow_with_the_nfs(db_url, second_
         counts[scale], stages[scale] = m["sql_statements"], {**s["seconds"], "nfs": s["nfs_processed"]}
     print("statements per incremental run (every kind of write):", counts[1], "· stage seconds:", stages)
     assert counts[1] == counts[1_000], counts
+
+
+def test_sigkill_during_the_stage_s_writes_leaves_before_or_after_and_the_next_run_converges(db_url, second_db, tmp_path):
+    import signal
+
+    from .test_reliability import _cmd, _kill_at, _state
+
+    old, new, pending = 3_000, 4_000, 1_000
+    day1 = build_dataset(tmp_path / "d1", moves=old, lines_per_move=2)
+    day2 = _budget_day2(tmp_path / "d2", old, new)
+    for url in (db_url, second_db):
+        assert _run(url, tmp_path, "sync", source=day1)[0] == 0
+        _budget_shipments(url, pending, old, new)
+    assert _run(second_db, tmp_path, "sync", source=day2)[0] == 0  # the reference, never interrupted
+    after = _state(second_db)
+    assert scalar(second_db, "SELECT count(*) FROM embarque_itens WHERE nota_fiscal IS NOT NULL") == pending + new // 2
+
+    before = _state(db_url)
+    outcomes = []
+    for marker, delay in (("write: stock stage", 0.0), ("write: stock stage", 0.4), ("write: stock stage", 1.2), ("write: commit", 0.0)):
+        status = _kill_at(_cmd(day2, db_url, tmp_path / "killed"), marker, delay)
+        state = _state(db_url)
+        assert state in (before, after), f"half-written database after a kill {delay} s after `{marker}`"
+        outcomes.append((marker, delay, status, "after" if state == after else "before"))
+        if state == after:
+            break
+    print("kill outcomes:", outcomes)
+    assert any(o[3] == "before" and o[2] == -signal.SIGKILL for o in outcomes), outcomes
+    assert _run(db_url, tmp_path, "sync", source=day2)[0] == 0
+    final = _state(db_url)
+    assert {k: v for k, v in final.items() if k != "sync_runs"} == {k: v for k, v in after.items() if k != "sync_runs"}

@@ -1,8 +1,9 @@
 """Find and load a run's artifacts (`runs/<run-id>/`): the schema every part reads as.
 
 A part that a run did not write (`cascade` exists only when NFs were
-cancelled; a failed run may stop before the diff) reads as an empty frame of
-the right schema, so every shaping function also works on it.
+cancelled; the stock stage's parts not with `--no-stock`; a failed run may stop
+before the diff) reads as an empty frame of the right schema, so every shaping
+function also works on it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from ..schemas import (
     NF_LIST,
     REJECTED,
     STATUS_CHANGE,
+    STOCK_ASSIGNMENT,
+    STOCK_INCONSISTENCY,
+    STOCK_JUSTIFICATION,
+    STOCK_LINKS_PART,
+    STOCK_MOVEMENTS_PART,
+    STOCK_STATUS_CHANGE,
 )
 
 RUN_ENV = "FATURAMENTO_RUN_DIR"
@@ -55,12 +62,24 @@ CHANGESET_PARTS = tuple(PART_SCHEMAS)
 # Written after the load, only when NFs were cancelled: rows each cascade UPDATE touched.
 CASCADE_SCHEMA = pl.Schema({"tabela": pl.String, "numero_nf": pl.String, "linhas": pl.Int64})
 PART_SCHEMAS["cascade"] = CASCADE_SCHEMA
+# The stock stage's parts (DESIGN §9; absent when the run used `--no-stock`).
+STOCK_PART_SCHEMAS: dict[str, pl.Schema] = {
+    "stock_movements": STOCK_MOVEMENTS_PART,
+    "stock_links": STOCK_LINKS_PART,
+    "inconsistencies": STOCK_INCONSISTENCY,
+    "justifications": STOCK_JUSTIFICATION,
+    "stock_status_changes": STOCK_STATUS_CHANGE,
+    "stock_assignments": STOCK_ASSIGNMENT,
+}
+STOCK_PARTS = tuple(STOCK_PART_SCHEMAS)
+PART_SCHEMAS.update(STOCK_PART_SCHEMAS)
 
 # Cascade table → the column name used here.
 CASCADE_COLUMNS = {
     "movimentacao_estoque": "stock_movements",
     "embarque_itens": "shipment_items",
     "separacao": "separations",
+    "inconsistencia_faturamento": "inconsistencies",  # closed (NF_CANCELADA); with the stock module
 }
 # Numeric drift columns → the delta column name used here.
 DELTA_COLUMNS = {

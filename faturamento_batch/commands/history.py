@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from .. import artifacts
-from ..analysis.loading import CHANGESET_PARTS, run_dirs
+from ..analysis.loading import CHANGESET_PARTS, STOCK_PARTS, run_dirs
 from ..db.connection import database_url
 from ..errors import ConfigError, FaturamentoError
 from ..settings import Settings
@@ -197,6 +197,12 @@ def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
     cascade = {k.removesuffix(".cancel"): v for k, v in (manifest.get("written") or {}).items() if k.endswith(".cancel")}
     if cascade:
         print("  cancellation cascade: " + " · ".join(f"{table} {rows:,}" for table, rows in cascade.items()))
+    stock = manifest.get("stock") or {}
+    if stock.get("written"):
+        print("  stock stage wrote: " + " · ".join(f"{k} {v:,}" for k, v in stock["written"].items()))
+    if stock.get("left_alone"):
+        # Rows the plan wanted but the logistics application had changed since the stage read them.
+        print("  stock stage left alone: " + " · ".join(f"{t} {n:,}" for t, n in stock["left_alone"].items()))
     for key, values in (manifest.get("downstream") or {}).items():
         shown = ", ".join(values[:10]) + (f" … (+{len(values) - 10})" if len(values) > 10 else "")
         print(f"  {key}: {shown or '-'}")
@@ -204,8 +210,9 @@ def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
     if files:
         print(f"  parts in {run_dir}:")
         counts = manifest.get("counts") or {}
-        for name in [*(p for p in CHANGESET_PARTS if p in files), *(p for p in files if p not in CHANGESET_PARTS)]:
+        known = (*CHANGESET_PARTS, *STOCK_PARTS)
+        for name in [*(p for p in known if p in files), *(p for p in files if p not in known)]:
             rows = _part_rows(run_dir, name, counts)
-            print(f"    {name:15} {'-' if rows is None else format(rows, ','):>9} rows  {files[name]}")
+            print(f"    {name:20} {'-' if rows is None else format(rows, ','):>9} rows  {files[name]}")
     print(f"  notebook: set FATURAMENTO_RUN_DIR={run_dir} and open notebooks/sync_diff_analysis.ipynb")
     return 0

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 
 import polars as pl
 
+from .. import schemas
+from ..errors import DataError
 from ..schemas import STOCK_ASSIGNMENT
 from . import lots, writes
 
@@ -52,15 +54,57 @@ class StockPlan:
     def counts(self) -> dict[str, int]:
         return {name: frame.height for name, frame in self.parts().items()}
 
+    def nf_counts(self) -> dict[str, int]:
+        """The manifest's NF counts (§9): with a lot / without / decided by a linked item / divergent."""
+        a = self.assignments
+        return {
+            "nfs_processed": a.height,
+            "nfs_with_lot": a.filter(pl.col("separacao_lote_id").is_not_null()).height,
+            "nfs_without_lot": a.filter(pl.col("separacao_lote_id").is_null()).height,
+            "nfs_linked": a.filter(pl.col("how") == "linked").height,
+            "nfs_divergent": a.filter(pl.col("tipo") == lots.DIVERGENCIA_NF_EMBARQUE).height,
+        }
+
+
+# Input parts and their schemas; rows of the tables that carry an id may come twice from a
+# reader that selects them by order and by NF, and count once.
+_INPUTS = {
+    "nf_lines": (schemas.STOCK_NF_LINE, None),
+    "items": (schemas.STOCK_ITEM, "id"),
+    "separations": (schemas.STOCK_SEPARATION, "id"),
+    "movements": (schemas.STOCK_MOVEMENT, "id"),
+    "open_inconsistencies": (schemas.STOCK_OPEN_INCONSISTENCY, "id"),
+    "justification_keys": (schemas.STOCK_JUSTIFICATION_KEY, None),
+}
+
+
+def _conformed(inp: StockInput) -> StockInput:
+    """The input's frames with exactly their declared columns and types, ids once; a
+    faturamento_produto key seen twice is refused (two rows would mean two movements)."""
+    out = {}
+    for name, (schema, key) in _INPUTS.items():
+        frame = getattr(inp, name).select(schema.names()).cast(dict(schema))
+        out[name] = frame.unique(key, keep="first", maintain_order=True) if key else frame
+    twice = out["nf_lines"].filter(pl.struct("numero_nf", "cod_produto").is_duplicated())
+    if twice.height:
+        n, p = twice.row(0)[:2]
+        raise DataError(
+            f"the stock stage got NF `{n}` product `{p}` twice ({twice.height} duplicated lines): "
+            "`faturamento_produto` must hold one row per (numero_nf, cod_produto). Nothing was written; "
+            "check that key's unique index on the database."
+        )
+    return StockInput(**out)
+
 
 def plan_stock(inp: StockInput) -> StockPlan:
     """Every rule of DESIGN §9 over all NFs of `inp` at once.
 
     In: a `StockInput` whose frames follow the `schemas.STOCK_*` input schemas. Only the
     posted lines (`Lançado`/`SEM_LOTE`) of `inp.nf_lines` are processed; an NF with none
-    is skipped. Out: a `StockPlan` whose parts hold only rows that change something
+    is skipped. Raises `DataError` when a (numero_nf, cod_produto) comes twice. Out: a `StockPlan` whose parts hold only rows that change something
     (plus one `assignments` row per processed NF), each sorted by its key.
     """
+    inp = _conformed(inp)
     lines = lots.posted_lines(inp.nf_lines)
     nfs = lots.nf_headers(lines)
     sep = lots.separated(inp.separations)

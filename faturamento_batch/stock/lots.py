@@ -7,7 +7,11 @@ then exact integer arithmetic whatever the order rows are summed in.
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
+
+log = logging.getLogger(__name__)
 
 POSTED = ("Lançado", "SEM_LOTE")
 NF_SEM_SEPARACAO = "NF_SEM_SEPARACAO"
@@ -175,7 +179,9 @@ def assign(pairs: pl.DataFrame) -> pl.DataFrame:
         descending=[True, False, False, False, False, False],
     ).with_row_index("rank")
     taken: list[pl.DataFrame] = []
+    pairs_in, rounds = ranked.height, 0
     while ranked.height:
+        rounds += 1
         first = (pl.col("rank") == pl.col("rank").min().over("numero_nf")) & (
             pl.col("rank") == pl.col("rank").min().over("separacao_lote_id")
         )
@@ -184,14 +190,16 @@ def assign(pairs: pl.DataFrame) -> pl.DataFrame:
         ranked = ranked.join(won.select("numero_nf"), on="numero_nf", how="anti").join(
             won.select("separacao_lote_id"), on="separacao_lote_id", how="anti"
         )
+    log.debug("lot assignment: %d eligible pairs, %d rounds", pairs_in, rounds)
     schema = {"numero_nf": pl.String, "separacao_lote_id": pl.String, "score": pl.Float64}
     return pl.concat(taken) if taken else pl.DataFrame(schema=schema)
 
 
 def choose_lots(nfs: pl.DataFrame, lines: pl.DataFrame, items: pl.DataFrame, sep: pl.DataFrame) -> pl.DataFrame:
     """Every NF of `nfs` with its lot (or `tipo` and `reason` when it has none), `how`,
-    `embarque_id` (lowest of the lot's active items of the order that are free or name the
-    NF), and the divergent order/shipment of rule 1."""
+    `claimant` (the NF that links the lot's free items and separations of its order),
+    `embarque_id` (lowest of the lot's active items of the order that name the NF, or are
+    free and the NF is the claimant), and the divergent order/shipment of rule 1."""
     linked = _linked(nfs, items)
     taken_lots = linked.select("linked_lot").drop_nulls().unique().rename({"linked_lot": "separacao_lote_id"})
     open_nfs = nfs.join(linked.select("numero_nf"), on="numero_nf", how="anti").filter(pl.col("order").is_not_null())
@@ -211,12 +219,18 @@ def choose_lots(nfs: pl.DataFrame, lines: pl.DataFrame, items: pl.DataFrame, sep
         .when(pl.col("order").is_null()).then(pl.lit(NO_ORDER))
         .otherwise(pl.lit(NO_FREE_LOT)).alias("reason"),
     )  # fmt: skip
+    # Two NFs may hold one lot of one order only through rule 1; the lot's free items and
+    # separations then go to the lowest NF number, its claimant.
+    decided = decided.sort("_k0", "_k1", "_k2", "_k3").with_columns(
+        (pl.col("separacao_lote_id").is_not_null()
+         & (pl.col("numero_nf") == pl.col("numero_nf").first().over("separacao_lote_id", "order"))).alias("claimant")
+    )  # fmt: skip
     shipment = (
         items.filter(_active())
         .select("separacao_lote_id", "pedido", "nota_fiscal", "embarque_id")
-        .join(decided.select("numero_nf", "order", "separacao_lote_id"),
+        .join(decided.select("numero_nf", "order", "separacao_lote_id", "claimant"),
               left_on=["separacao_lote_id", "pedido"], right_on=["separacao_lote_id", "order"])
-        .filter(_empty_nf() | (pl.col("nota_fiscal") == pl.col("numero_nf")))
+        .filter((_empty_nf() & pl.col("claimant")) | (pl.col("nota_fiscal") == pl.col("numero_nf")))
         .group_by("numero_nf")
         .agg(pl.col("embarque_id").min())
     )  # fmt: skip

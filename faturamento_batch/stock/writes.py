@@ -87,23 +87,17 @@ def movements(lines: pl.DataFrame, decided: pl.DataFrame, existing: pl.DataFrame
     return inserts.cast(dict(STOCK_MOVEMENT_INSERT)), completions.cast(dict(STOCK_MOVEMENT_COMPLETE))
 
 
-def _first_nf_per_row(frame: pl.DataFrame) -> pl.DataFrame:
-    """An item or separation row claimed by two NFs (two NFs linked to one lot) goes to the
-    lowest NF number."""
-    return frame.sort("id", "_k0", "_k1", "_k2", "_k3").unique("id", keep="first")
-
-
 def item_links(decided: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
-    """Items of (lot, order) whose nota_fiscal is empty get the NF."""
+    """Items of (lot, order) whose nota_fiscal is empty get the lot's claimant NF, whatever
+    the item's or its shipment's status (§9 names none for this write)."""
     empty = pl.col("nota_fiscal").is_null() | (pl.col("nota_fiscal") == "")
     claims = items.filter(empty).join(
-        decided.filter(_has_lot()).select("numero_nf", "order", "separacao_lote_id", "_k0", "_k1", "_k2", "_k3"),
+        decided.filter(pl.col("claimant")).select("numero_nf", "order", "separacao_lote_id"),
         left_on=["separacao_lote_id", "pedido"],
         right_on=["separacao_lote_id", "order"],
     )
     return (
-        _first_nf_per_row(claims)
-        .select(
+        claims.select(
             "id", "numero_nf", "separacao_lote_id", pl.col("erro_validacao").is_in(CLEARED_ERRORS).fill_null(False).alias("clear_erro")
         )
         .sort("id")
@@ -112,14 +106,14 @@ def item_links(decided: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
 
 
 def separation_links(decided: pl.DataFrame, separations: pl.DataFrame) -> pl.DataFrame:
-    """separacao rows of (lot, order) with sincronizado_nf false are synced to the NF."""
+    """separacao rows of (lot, order) with sincronizado_nf false are synced to the claimant NF."""
     claims = separations.filter(pl.col("sincronizado_nf").eq_missing(False)).drop("numero_nf").join(
-        decided.filter(_has_lot()).select("numero_nf", "order", "separacao_lote_id", "_k0", "_k1", "_k2", "_k3"),
+        decided.filter(pl.col("claimant")).select("numero_nf", "order", "separacao_lote_id"),
         left_on=["separacao_lote_id", "num_pedido"],
         right_on=["separacao_lote_id", "order"],
     )
     return (
-        _first_nf_per_row(claims).select("id", "numero_nf", "separacao_lote_id").sort("id").cast(dict(STOCK_SEPARATION_LINK))
+        claims.select("id", "numero_nf", "separacao_lote_id").sort("id").cast(dict(STOCK_SEPARATION_LINK))
     )
 
 
