@@ -33,8 +33,10 @@ COMPARED = ("faturamento_produto", "relatorio_faturamento_importado", "cadastro_
 
 
 def _run(url: str, tmp: Path, source: Path, chunk_size: int, **kw):
+    # wait_seconds: the server drops a closed session's advisory lock a moment after the
+    # client has gone; back-to-back runs in one test must not race it (a loaded CI machine).
     settings = Settings(database_url=url, artifacts_dir=tmp / "runs", state_dir=tmp / "state", source=source,
-                        full=True, chunk_size=chunk_size, max_reject_ratio=1.0, **kw)  # fmt: skip
+                        full=True, chunk_size=chunk_size, max_reject_ratio=1.0, wait_seconds=10.0, **kw)  # fmt: skip
     return run_sync(settings)
 
 
