@@ -141,6 +141,17 @@ def test_a_tie_goes_to_the_lowest_nf_number_then_the_lowest_lot_id_in_text_order
     assert lots(p) == {"9": "L10", "10": "L2"}
 
 
+def test_nf_numbers_compare_as_numbers_leading_zeros_then_text_and_non_digits_last():
+    nfs = ["A1", "10", "010", "9"]
+    p = plan(state(
+        [line(n, "P1", "1") for n in nfs],
+        [item(i, lot) for i, lot in enumerate(["L4", "L3", "L2", "L1"], 1)],
+        [sep(i, lot, "P1", 1.0) for i, lot in enumerate(["L4", "L3", "L2", "L1"], 1)],
+    ))  # fmt: skip
+    assert lots(p) == {"9": "L1", "010": "L2", "10": "L3", "A1": "L4"}
+    assert p.assignments["numero_nf"].to_list() == ["9", "010", "10", "A1"]
+
+
 def test_an_order_invoiced_in_two_nfs_takes_two_lots_and_the_loser_takes_its_next_best():
     # 100 matches L1 exactly (1.0) and L2 at 0.5; 101 prefers L1 too (0.8) but loses it.
     p = plan(state(
@@ -219,7 +230,7 @@ def test_with_a_lot_every_write_of_section_9():
         [line("100", "P1", "5"), line("100", "P2", "2")],
         [item(1, "L1", embarque=3), item(2, "L1", embarque=2, status="cancelado"), item(3, "L1", pedido="O2")],
         [sep(1, "L1", "P1", 5.0), sep(2, "L1", "P2", 2.0), sep(3, "L1", "P2", 0.0, synced=True),
-         sep(4, "L1", "P1", 1.0, pedido="O2")],
+         sep(4, "L1", "P1", 1.0, pedido="O2"), sep(5, "L1", "P1", 0.0, synced=None)],
     ))  # fmt: skip
     a = row(p.assignments, numero_nf="100")
     assert (a["separacao_lote_id"], a["embarque_id"]) == ("L1", 3)  # the inactive item's shipment does not count
@@ -232,7 +243,7 @@ def test_with_a_lot_every_write_of_section_9():
     ]  # fmt: skip
     # Items of (L1, O1) whatever their status; not the other order's.
     assert p.item_links["id"].to_list() == [1, 2]
-    assert p.separation_links.rows() == [(1, "100", "L1"), (2, "100", "L1")]
+    assert p.separation_links.rows() == [(1, "100", "L1"), (2, "100", "L1")]  # not 5: null is not false
     assert p.status_changes.is_empty() and p.inconsistencies.is_empty() and p.justifications.is_empty()
     assert ACTOR == "faturamento_batch"
 
