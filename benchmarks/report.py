@@ -11,7 +11,7 @@ from pathlib import Path
 from . import pg
 
 LABELS = {"ours": "faturamento_batch (stock stage on)", "ours_nostock": "faturamento_batch (stock stage off)", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "sling": "sling upsert",
-          "floor": "physical floor", "extract": "extraction alone (ours, no load)"}
+          "floor": "physical floor", "extract": "extraction alone (ours, no database)"}
 MODES = {"db": "DB-side", "e2e": "end-to-end"}
 PACKAGES = ("faturamento-batch", "polars", "connectorx", "adbc-driver-postgresql", "pyarrow", "dlt", "SQLAlchemy",
             "psycopg2-binary", "pgserver", "sling", "sling-linux-amd64")  # fmt: skip
