@@ -38,9 +38,12 @@ SIZES = {
     # full: invoice lines into empty tables; incremental: (lines already in the table, batch lines)
     "small": {"full": [20_000], "incremental": [(50_000, 5_000)], "repeat": 1},
     "full": {"full": [100_000, 1_000_000], "incremental": [(500_000, 20_000), (5_000_000, 20_000)], "repeat": 3},
+    # the memory bound: a run three times the 1M one must peak at (about) the same RSS
+    "3m": {"full": [3_000_000], "incremental": [], "repeat": 1},
 }
-CONTENDERS = ("ours", "old", "dlt", "floor")
-E2E_CONTENDERS = CONTENDERS  # dlt and the floor get their rows from our extraction + transform end-to-end
+CONTENDERS = ("ours", "ours_nostock", "old", "dlt", "sling", "floor", "extract")
+E2E_CONTENDERS = CONTENDERS  # dlt, sling and the floor get their rows from our extraction + transform end-to-end
+DB_CONTENDERS = tuple(c for c in CONTENDERS if c != "extract")  # the extraction alone has no DB-side
 RUN_PREFIX = "bench_run_"
 
 
@@ -55,6 +58,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"subset of {','.join(CONTENDERS)}")
     p.add_argument("--modes", default="db,e2e", help="db (Odoo data in memory → committed), e2e (JSON-RPC included)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk-size", type=int, help="faturamento_batch's full-run chunk size (default: its own default)")
     p.add_argument("--rebuild", action="store_true", help="prepare inputs and templates again")
     p.add_argument("--prepare-only", action="store_true", help="prepare inputs and templates, measure nothing")
     p.add_argument("--timeout", type=float, default=4 * 3600, help="seconds one measurement may take")
@@ -128,10 +132,12 @@ def worker_command(spec_json: str) -> list[str]:
 
 def check_state(url: str, contender: str) -> dict:
     """What the database holds after the run: the same numbers for every contender that did the job."""
+    if contender == "extract":
+        return {"lines": 0, "cancelled_lines": 0}
     table = '"dlt_faturamento"."faturamento_produto"' if contender == "dlt" else "faturamento_produto"
     rows, cancelled = pg.query(url, f"SELECT count(*), count(*) FILTER (WHERE status_nf = 'Cancelado') FROM {table}")[0]
     out = {"lines": int(rows), "cancelled_lines": int(cancelled)}
-    if contender in ("ours", "old"):
+    if contender in ("ours", "ours_nostock", "old"):
         out["consolidation_rows"], out["consolidation_inactive"] = map(int, pg.query(
             url, "SELECT count(*), count(*) FILTER (WHERE NOT ativo) FROM relatorio_faturamento_importado")[0])  # fmt: skip
         out["products"] = int(pg.query_one(url, "SELECT count(*) FROM cadastro_palletizacao"))
@@ -152,13 +158,14 @@ def measure(args, admin: str, prepared: Prepared, contender: str, mode: str, rep
     spec = {
         "contender": contender, "mode": mode, "kind": prepared.kind, "url": url, "tmp": str(tmp),
         "raw": str(prepared.raw), "lines": str(prepared.lines), "result": str(tmp / "result.json"),
-        "odoo": replay.odoo() if replay else None,
+        "odoo": replay.odoo() if replay else None, "chunk_size": args.chunk_size,
         "dlt_pipeline": str(prepared.dlt_pipeline) if (contender == "dlt" and prepared.kind == "incremental") else None,
     }  # fmt: skip
     log_file = args.work_dir / "logs" / f"{prepared.dir.name}-{contender}-{mode}-{rep}.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    result: dict = {"contender": contender, "mode": mode, "rep": rep, "clone_seconds": round(clone_seconds, 2)}
+    result: dict = {"contender": contender, "mode": mode, "rep": rep, "clone_seconds": round(clone_seconds, 2),
+                    "load_before": round(os.getloadavg()[0], 2)}  # the machine is shared: say how busy it was
     try:
         with open(log_file, "wb") as out:
             # Own process group: on a timeout or an interrupt, the shell AND the worker are stopped.
@@ -170,6 +177,7 @@ def measure(args, admin: str, prepared: Prepared, contender: str, mode: str, rep
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise
+        result["load_after"] = round(os.getloadavg()[0], 2)
         if proc.returncode != 0:
             tail = log_file.read_text(errors="replace")[-1500:]
             result["error"] = f"exit {proc.returncode}: …{tail}"
@@ -191,7 +199,7 @@ def measure(args, admin: str, prepared: Prepared, contender: str, mode: str, rep
 
 
 def run_scenario(args, admin: str, prepared: Prepared) -> dict:
-    plan = [(c, "db") for c in args.contenders if "db" in args.modes]
+    plan = [(c, "db") for c in args.contenders if c in DB_CONTENDERS and "db" in args.modes]
     plan += [(c, "e2e") for c in args.contenders if c in E2E_CONTENDERS and "e2e" in args.modes]
     replay = None
     if any(m == "e2e" for _, m in plan):
@@ -224,10 +232,15 @@ def summarize(results: list[dict]) -> list[dict]:
                 statements=int(statistics.median(r["statements"] for r in ok)),
                 odoo_calls=int(statistics.median(r["odoo_calls"] for r in ok)),
                 peak_rss_mb=statistics.median(r["peak_rss_mb"] for r in ok),
+                load=statistics.median(max(r.get("load_before", 0), r.get("load_after", 0)) for r in ok),
                 state=ok[-1].get("state"),
             )  # fmt: skip
         rows.append(row)
     floors = {r["mode"]: r for r in rows if r["contender"] == "floor" and r.get("median")}
+    extraction = next((r for r in rows if r["contender"] == "extract" and r.get("median")), None)
+    for row in rows:
+        if extraction and row["mode"] == "e2e" and row.get("median"):
+            row["x_extract"] = row["median"] / extraction["median"]
     for row in rows:
         floor = floors.get(row["mode"]) or floors.get("db")
         if floor and row.get("median"):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from . import pg
 
-LABELS = {"ours": "faturamento_batch", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "floor": "physical floor"}
+LABELS = {"ours": "faturamento_batch (stock stage on)", "ours_nostock": "faturamento_batch (stock stage off)", "old": "old job (ORM, row by row)", "dlt": "dlt merge", "sling": "sling upsert",
+          "floor": "physical floor", "extract": "extraction alone (ours, no database)"}
 MODES = {"db": "DB-side", "e2e": "end-to-end"}
 PACKAGES = ("faturamento-batch", "polars", "connectorx", "adbc-driver-postgresql", "pyarrow", "dlt", "SQLAlchemy",
-            "psycopg2-binary", "pgserver")  # fmt: skip
+            "psycopg2-binary", "pgserver", "sling", "sling-linux-amd64")  # fmt: skip
 PG_SETTINGS = ("shared_buffers", "work_mem", "maintenance_work_mem", "max_wal_size", "synchronous_commit", "fsync")
 
 
@@ -70,40 +71,47 @@ def _n(v) -> str:
 
 def results_table(report: dict) -> str:
     head = ("| scenario | measured | contender | seconds (median) | min – max | SQL statements | Odoo calls "
-            "| peak RSS MB | × floor |\n|---|---|---|--:|--:|--:|--:|--:|--:|")  # fmt: skip
+            "| peak RSS MB | × floor | × extraction | load |\n|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")  # fmt: skip
     rows = [head]
     for sc in report["scenarios"]:
         for r in sc["summary"]:
             if not r.get("runs"):
-                rows.append(f"| {sc['scenario']} | {MODES[r['mode']]} | {LABELS[r['contender']]} | failed | | | | | |")
+                rows.append(f"| {sc['scenario']} | {MODES[r['mode']]} | {LABELS[r['contender']]} | failed | | | | | | | |")
                 continue
             ratio = f"{r['x_floor']:.1f}×" if r.get("x_floor") is not None else "—"
             if r["mode"] != r.get("floor_mode", r["mode"]):
                 ratio += " †"
             fails = f" ({r['failed']} failed)" if r.get("failed") else ""
+            extraction = f"{r['x_extract']:.2f}×" if r.get("x_extract") is not None else "—"
             rows.append(
                 f"| {sc['scenario']} | {MODES[r['mode']]} | {LABELS[r['contender']]} | **{_secs(r['median'])}**{fails} "
                 f"| {_secs(r['min'])} – {_secs(r['max'])} | {_n(r['statements'])} | {_n(r['odoo_calls'])} "
-                f"| {r['peak_rss_mb']:,.0f} | {ratio} |"
+                f"| {r['peak_rss_mb']:,.0f} | {ratio} | {extraction} | {r.get('load', 0):.1f} |"
             )
     return "\n".join(rows)
 
 
-PHASES = ("connect", "lock", "extract", "transform", "read_state", "diff", "artifacts", "write")
+# One-piece (incremental) runs: connect … write. Chunked full runs: plan, read_state, then extract,
+# transform, diff and artifacts summed over the chunks (they overlap each other and the COPY),
+# copy (the streamed COPY, wall clock), staged_writes (everything sent after it).
+PHASES = ("connect", "lock", "plan", "extract", "transform", "read_state", "diff", "artifacts", "copy",
+          "staged_writes", "stock", "write")  # fmt: skip
 
 
 def phases_table(report: dict) -> str:
     """faturamento_batch's own phase timings (its manifest), median over the runs."""
     import statistics
 
-    rows = ["| scenario | measured | " + " | ".join(PHASES) + " | total |", "|---|---|" + "--:|" * (len(PHASES) + 1)]
+    rows = ["| scenario | measured | contender | " + " | ".join(PHASES) + " | total |",
+            "|---|---|---|" + "--:|" * (len(PHASES) + 1)]
     for sc in report["scenarios"]:
         for mode in ("db", "e2e"):
-            runs = [r["detail"]["timings"] for r in sc["results"]
-                    if r["contender"] == "ours" and r["mode"] == mode and "error" not in r]  # fmt: skip
-            if runs:
-                cells = [_secs(statistics.median(t.get(p, 0.0) for t in runs)) for p in (*PHASES, "total")]
-                rows.append(f"| {sc['scenario']} | {MODES[mode]} | " + " | ".join(cells) + " |")
+            for contender in ("ours", "ours_nostock"):
+                runs = [r["detail"]["timings"] for r in sc["results"]
+                        if r["contender"] == contender and r["mode"] == mode and "error" not in r]  # fmt: skip
+                if runs:
+                    cells = [_secs(statistics.median(t.get(p, 0.0) for t in runs)) for p in (*PHASES, "total")]
+                    rows.append(f"| {sc['scenario']} | {MODES[mode]} | {LABELS[contender]} | " + " | ".join(cells) + " |")
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
@@ -170,10 +178,14 @@ METHOD = """\
   runner's own peak; each result records the worker's `ru_maxrss` at start, ≈ 12 MB).
   Seconds are wall-clock (`time.perf_counter`) from the first action to the commit; connecting
   to the database is included, importing Python modules is not.
-- **DB-side** = Odoo data already in memory → committed.
-  - faturamento_batch: the raw Odoo frames (one per model, exactly what its extraction returns)
-    handed over by an in-memory `Source`; `run_sync` then does lock → cursor → transform → read
-    state → diff → artifacts (Parquet + manifest) → write → commit.
+- **DB-side** = Odoo data already on this machine → committed.
+  - faturamento_batch, incremental: the raw Odoo frames (one per model, exactly what its
+    extraction returns) handed over by an in-memory `Source`; `run_sync` then does lock → cursor →
+    transform → read state → diff → artifacts (Parquet + manifest) → write → commit.
+  - faturamento_batch, full: the same raw frames on local Parquet, read chunk by chunk inside the
+    timed run (a full run does not hold its input, so neither does its benchmark source); then
+    the chunked run (DESIGN §8): transform + diff of a chunk while the next is read, one streamed
+    COPY, the staged parts, the stock stage when on, commit. Shown with the stock stage on and off.
   - old job, dlt, floor: the transformed invoice lines (our `transform`, run once when
     preparing, saved as Parquet; the old job gets them as Python dicts, dlt and the floor as a
     frame) — so for them DB-side excludes mapping Odoo records to rows.
@@ -195,6 +207,10 @@ METHOD = """\
   a multi-statement script counted per statement, one per COPY/ADBC load job, one per commit —
   `pg_stat_statements` is not available on the embedded server); floor: what it sends.
 - **Odoo calls**: JSON-RPC requests (login included); 0 for DB-side runs.
+- **load**: the machine's 1-minute load average when the measurement started or ended (the
+  larger); the machine is shared, and a figure taken at load 12 on 2 cores is not comparable
+  with one taken at load 1 — compare the ratios within one scenario (the contenders of a round
+  run back to back).
 - **× floor**: median seconds over the floor's median seconds in the same scenario and the same
   mode (DB-side against the DB-side floor, end-to-end against the end-to-end floor; † marks a
   ratio taken against the DB-side floor when the end-to-end floor was not run).
@@ -225,6 +241,17 @@ METHOD = """\
   is no status-only update, no cancellation cascade, no consolidation, no product register.
   Incremental runs start from dlt's table holding the same rows (loaded once through dlt, then
   bulk-filled) and dlt's pipeline state from that load.
+- **sling upsert** — `sling run --mode incremental --primary-key numero_nf,cod_produto` (sling
+  1.4.11, the binary the `sling-linux-amd64` wheel ships) loading the same transformed rows from a
+  CSV file (written before the clock DB-side, timed end-to-end) into *our* faturamento_produto —
+  unique key and all our indexes — through its defaults: a COPY into a staging table
+  `faturamento_produto_tmp`, then an UPDATE of the matching keys (whole rows) and an INSERT of the
+  rest; it adds a `_sling_loaded_at` column. Statements are counted from its debug log (every
+  SQL it prints, plus its COPY); peak RSS is the larger of the worker's and sling's own.
+- **extraction alone** — end-to-end only: faturamento_batch's full extraction as a full run does
+  it (moves' index, then each chunk's moves, lines and related records, JSON-RPC, cold cache),
+  every chunk read and dropped; no transform, no database. "× extraction" divides an end-to-end
+  time by it.
 - **physical floor** — full runs: one `adbc_ingest` of the same rows into the empty, indexed
   faturamento_produto, one commit. Incremental runs, the targeted floor: one connectorx read of
   the existing keys of the batch's NFs (`numero_nf = ANY(…)`), one `adbc_ingest` of the new lines,

@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--odoo-user", help="default ODOO_USER")
     p.add_argument("--transport", choices=("jsonrpc", "xmlrpc", "json2"), help="Odoo protocol (default jsonrpc)")
     p.add_argument("--page-size", type=int, help="lines per Odoo call (default 20000)")
+    p.add_argument("--chunk-size", type=int, metavar="LINES",
+                   help="full runs: lines per chunk, which sets the peak memory (default 40000, "
+                        "FATURAMENTO_CHUNK_SIZE; 0 = in one piece)")
     p.add_argument("--no-cache", action="store_true", help="do not use the on-disk related-record cache")
     p.add_argument("--overlap-minutes", type=float, help="re-read this much before the cursor (default 10)")
     p.add_argument("--max-reject-ratio", type=float, help="abort when more lines than this are rejected (default 0.05)")
@@ -189,6 +192,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
         lock_timeout=get("lock_timeout"),
         write_retries=get("write_retries"),
         metrics_file=get("metrics_file"),
+        chunk_size=get("chunk_size"),
         stock=False if get("no_stock") else None,
         stock_nfs=tuple(parse_nfs(get("nfs"))) if get("nfs") is not None else None,
         **extra,

@@ -85,7 +85,6 @@ def read_previous(path: Path, job: str) -> dict[str, float]:
 
 
 def _samples(manifest: dict, previous: dict[str, float]) -> dict[str, list[tuple[dict, float]]]:
-    job = manifest.get("job", "")
     status = run_status(manifest)
     finished = _epoch(manifest.get("finished_at")) or _epoch(datetime.now(timezone.utc))
     last_success = finished if status == "success" else previous.get("last_success_timestamp_seconds")

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import resource
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,21 +23,19 @@ from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
 from .db.privileges import GrantCheck
-from .db.read import read_existing
+from .db.read import read_existing, read_existing_on
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
 from .errors import (
-    RETRYABLE_SQLSTATES,
-    TRANSIENT_SQLSTATES,
     ConfigError,
     DatabaseError,
-    DatabaseTransientError,
     FaturamentoError,
     RejectRatioExceeded,
 )
 from .odoo.source import RawBatch, Source
 from .settings import Settings
 from .stock_stage import StockStage
+from .write_retries import with_write_retries
 from .transform import transform
 
 log = logging.getLogger(__name__)
@@ -107,6 +103,59 @@ def _lock(writer: Writer, settings: Settings, url):
     return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
 
 
+def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start, since, url: str, run_dir: Path,
+                      manifest: dict, clock: _Clock):
+    """A full run by chunks (`full_run`), then the stock stage once over the NFs it touched,
+    committed with its run record. Returns the read summaries (for the statement count)."""
+    import tempfile
+
+    from .full_run import run_full
+
+    reads: list = []
+    with tempfile.TemporaryDirectory(prefix="faturamento-full-") as workdir:
+        t = time.perf_counter()
+        outcome = run_full(settings, source, writer, start.now, url, run_dir, Path(workdir))
+        reads.append(outcome)
+        clock.phase("chunked", t)
+        clock.timings.update(outcome.timings)
+        manifest.update(
+            counts=outcome.counts, rows_to_write=outcome.rows_to_write, reject_ratio=outcome.reject_ratio,
+            downstream=outcome.downstream, odoo=outcome.odoo, artifacts=outcome.artifacts,
+            chunks={"chunk_size": settings.chunk_size, "chunks": outcome.chunks, "state_buckets": outcome.buckets},
+            cursor={**manifest["cursor"], "new": outcome.max_write_date or start.cursor},
+        )  # fmt: skip
+        stock = None
+        if settings.stock:
+            t = time.perf_counter()
+            cs, existing = outcome.stock_inputs()
+            stock = stock_stage.plan_for_sync(url, cs, existing, full=True)
+            del cs, existing
+            reads.append(stock)
+            clock.phase("stock", t)
+            _report_stock(manifest, run_dir, stock)
+    if settings.dry_run:
+        writer.rollback()
+        manifest["status"] = "dry_run"
+        return reads
+    t = time.perf_counter()
+    manifest["written"] = outcome.written
+    if outcome.cascade is not None:
+        manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": outcome.cascade}))
+    if stock is not None:  # last: the application's rows stay locked only until the commit
+        manifest["written"].update(stock.write(writer, start.now).written)
+        manifest["stock"] = stock.manifest()
+    record = RunRecord(
+        run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=start.now,
+        cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=_record_counts(outcome.counts, stock),
+        timings=dict(clock.timings), artifacts_dir=str(run_dir),
+    )  # fmt: skip
+    writer.finish(record)
+    writer.commit()
+    clock.phase("write", t)
+    manifest["status"] = "success"
+    return reads
+
+
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
     """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then.
 
@@ -143,6 +192,9 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         since = None if full else (settings.since or start.cursor - settings.overlap)
         manifest.update(mode="full" if full else "incremental", cursor={"stored": start.cursor, "since": since})
         log.info("run %s: %s sync from %s", run_id, manifest["mode"], manifest["source"])
+        if full and settings.chunk_size > 0:
+            reads.extend(_run_full_chunked(settings, source, writer, start, since, url, run_dir, manifest, clock))
+            return RunResult(run_id, run_dir, manifest, None, clock.timings)
 
         t = time.perf_counter()
         log.info("extract: reading Odoo")
@@ -162,7 +214,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             t = time.perf_counter()
             nfs = lines.get_column("numero_nf").unique().to_list()
             codes = lines.get_column("cod_produto").unique().to_list()
-            state = read_existing(url, nfs, codes, full=full)
+            # Incremental batches are small: read on the open connection, not three new ones.
+            state = read_existing(url, nfs, codes, full=True) if full else read_existing_on(writer.cur, nfs, codes)
             reads.append(state)
             clock.phase("read_state", t)
 
@@ -228,51 +281,13 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             clock.phase("write", t)
             return cs
 
-        cs = _with_write_retries(settings, manifest, writer, read_diff_write)
+        cs = with_write_retries(settings, manifest, writer, read_diff_write)
         return RunResult(run_id, run_dir, manifest, cs, clock.timings)
     except Exception as exc:  # a bug fails the run the same way: rolled back, recorded
         _fail(writer, manifest, settings, exc)
         raise
     finally:
         _close(writer, manifest, reads, clock, run_dir)
-
-
-WRITE_RETRY_BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
-
-
-def _with_write_retries(settings: Settings, manifest: dict, writer: Writer, attempt: Callable[[], ChangeSet]) -> ChangeSet:
-    """`attempt()` (read state → diff → write → commit), again after a lock timeout, deadlock or
-    serialization failure, up to `settings.write_retries` times; Odoo is not read again.
-
-    Each retry starts from a rolled-back transaction (the job's session lock stays held)
-    and re-reads the state, so the diff sees what the logistics application committed
-    meanwhile. Records `write_attempts` (and each retry's reason) in the manifest;
-    raises the last `DatabaseTransientError` (exit 75) when every attempt failed.
-    """
-    attempts = settings.write_retries + 1
-    for n in range(1, attempts + 1):
-        manifest["write_attempts"] = n
-        try:
-            return attempt()
-        except DatabaseTransientError as exc:
-            if exc.sqlstate not in RETRYABLE_SQLSTATES:
-                raise
-            writer.rollback()
-            manifest.pop("written", None)  # rolled back: this attempt wrote nothing
-            reason = {"attempt": n, "sqlstate": exc.sqlstate, "reason": TRANSIENT_SQLSTATES[exc.sqlstate]}
-            manifest.setdefault("write_retries", []).append(reason)
-            if n == attempts:
-                raise DatabaseTransientError(
-                    f"{exc} — gave up after {n} write attempts ({reason['reason']} each time; "
-                    f"`--lock-timeout` {settings.lock_timeout:g}s). Nothing was written; the next run "
-                    "retries. If it persists, look for what holds the logistics tables' rows locked.",
-                    exc.sqlstate,
-                ) from exc
-            delay = min(WRITE_RETRY_BACKOFF * 2 ** (n - 1), 10.0) * (0.5 + random.random())
-            log.warning("write attempt %d/%d: %s (SQLSTATE %s); rolled back, retrying in %.1fs",
-                        n, attempts, reason["reason"], exc.sqlstate, delay)  # fmt: skip
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _report_stock(manifest: dict, run_dir: Path, stock: StockStage) -> None:

@@ -19,6 +19,8 @@ from .errors import ConfigError
 
 DEFAULT_JOB = "faturamento"
 DEFAULT_STATE_DIR = ".faturamento"
+# Lines per chunk of a full run (DESIGN §8): sets its peak memory; fits a 512 MB container.
+DEFAULT_CHUNK_SIZE = 40_000
 
 
 _URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]*@")
@@ -61,6 +63,7 @@ class Settings:
     lock_timeout: float = 10.0  # seconds a statement may wait for a row/table lock; 0 = no limit
     write_retries: int = 3  # write transactions retried after a lock timeout, deadlock or serialization failure
     metrics_file: Path | None = None  # Prometheus textfile-collector file written after every run
+    chunk_size: int = DEFAULT_CHUNK_SIZE  # lines per chunk of a full run; 0 = the whole run in one piece
     # The stock stage (DESIGN §9): on in `sync` unless `--no-stock`; `stock --nfs` lists NFs.
     stock: bool = True
     stock_nfs: tuple[str, ...] = ()
@@ -117,6 +120,11 @@ def env_settings(**overrides) -> Settings:
         "odoo_password": env.get("ODOO_PASSWORD") or None,
         "odoo_api_key": env.get("ODOO_API_KEY") or None,
     }
+    if env.get("FATURAMENTO_CHUNK_SIZE"):
+        try:
+            values["chunk_size"] = int(env["FATURAMENTO_CHUNK_SIZE"])
+        except ValueError:
+            raise ConfigError("`FATURAMENTO_CHUNK_SIZE` must be a whole number of lines (0 = one piece)") from None
     if env.get("FATURAMENTO_STATE_DIR"):
         values["state_dir"] = Path(env["FATURAMENTO_STATE_DIR"])
     if env.get("FATURAMENTO_METRICS_FILE"):
@@ -129,6 +137,8 @@ def env_settings(**overrides) -> Settings:
         raise ConfigError("`--lock-timeout` and `--statement-timeout` are seconds, 0 or more (0 = no limit)")
     if settings.write_retries < 0:
         raise ConfigError("`--write-retries` must be 0 or more")
+    if settings.chunk_size < 0:
+        raise ConfigError("`--chunk-size` must be a number of lines (0 = the whole full run in one piece)")
     if settings.page_size < 1:
         raise ConfigError("`--page-size` must be a positive number of lines")
     return settings

@@ -253,10 +253,26 @@ def _reason(raw_numbers_ok: pl.Expr) -> pl.Expr:
     )  # fmt: skip
 
 
-def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
+def nfs_on_several_moves(moves_index: pl.DataFrame) -> pl.Series:
+    """NF numbers (cleaned, as `numero_nf`) that more than one move claims.
+
+    In: `move_id` and raw `l10n_br_numero_nota_fiscal` of the moves of a whole
+    run (keys only). Out: the numbers `transform` must reject on every move, for
+    a run transformed chunk by chunk where the two moves may sit in different chunks.
+    """
+    numbers = moves_index.unique("move_id").select(
+        "move_id", cut(clean(pl.col("l10n_br_numero_nota_fiscal")), "numero_nf").alias("numero_nf")
+    )
+    shared = numbers.drop_nulls("numero_nf").group_by("numero_nf").agg(pl.col("move_id").n_unique().alias("moves"))
+    return shared.filter(pl.col("moves") > 1).get_column("numero_nf").sort()
+
+
+def transform(frames: dict[str, pl.DataFrame], several_moves: pl.Series | None = None) -> TransformResult:
     """Map raw Odoo frames to invoice lines (DESIGN §4) and reject what cannot be loaded.
 
-    In: one raw frame per Odoo model (`odoo.frames.raw_schema`). Out: lines
+    In: one raw frame per Odoo model (`odoo.frames.raw_schema`); `several_moves`,
+    NF numbers known to be claimed by several moves of the run outside these
+    frames too (`nfs_on_several_moves`; chunked full runs). Out: lines
     (`schemas.LINE`, one row per NF and product, merged lines summed) and
     rejected lines (`schemas.REJECTED`), each with the first reason that applies.
     """
@@ -266,7 +282,9 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
     ) & (pl.col("odoo_gross_weight").is_null() | pl.col("peso_unitario_produto").is_not_null())
     # An NF number is one move; two moves claiming it is a data error upstream,
     # and merging them would mix two customers' lines into one NF.
-    several_moves = pl.col("odoo_move_id").n_unique().over("numero_nf") > 1
+    claimed = pl.col("odoo_move_id").n_unique().over("numero_nf") > 1
+    if several_moves is not None and several_moves.len():
+        claimed = claimed | pl.col("numero_nf").is_in(several_moves.implode())
     mapped = (
         _joined(frames)
         .with_columns(_mapped())
@@ -274,7 +292,7 @@ def transform(frames: dict[str, pl.DataFrame]) -> TransformResult:
         # Keep only what the outputs need: the wide joined frame never materializes.
         .select("id", "move_id", "reason", *(c for c in LINE_SCHEMA.names() if c != "odoo_line_count"))
         .with_columns(
-            pl.when(pl.col("reason").is_null() & pl.col("numero_nf").is_not_null() & several_moves)
+            pl.when(pl.col("reason").is_null() & pl.col("numero_nf").is_not_null() & claimed)
             .then(pl.lit(NF_ON_SEVERAL_MOVES))
             .otherwise(pl.col("reason"))
             .alias("reason")

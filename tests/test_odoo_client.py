@@ -159,3 +159,28 @@ def test_cache_serves_unchanged_related_records(dataset, tmp_path):
     for model in MODELS:
         assert_frame_equal(second.frames[model].sort("id"), first.frames[model].sort("id"))
     assert calls.get("res.partner.search_read") == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_chunked_wire_extraction_keeps_nfs_whole_and_equals_the_in_process_source(dataset, transport, tmp_path):
+    import polars as pl
+
+    expected = DatasetSource(dataset).extract(None)
+    with ReplayServer(dataset) as odoo:
+        extraction = OdooSource(_transport(odoo, transport), page_size=7, cache_dir=tmp_path / "cache").extract_chunks(20)
+        chunks = list(extraction.chunks)
+        calls = odoo.stats()["calls"]
+    assert extraction.n_chunks == len(chunks) == 6  # 40 moves of 3 lines, ~20 lines a chunk
+    lines = pl.concat([c.frames[LINE] for c in chunks])
+    assert_frame_equal(lines.sort("id"), expected.frames[LINE].sort("id"))
+    moves_per_chunk = [set(c.frames[LINE].get_column("move_id").to_list()) for c in chunks]
+    assert all(a.isdisjoint(b) for i, a in enumerate(moves_per_chunk) for b in moves_per_chunk[i + 1 :])  # no NF split
+    for model in MODELS:
+        if model == LINE:
+            continue
+        got = pl.concat([c.frames[model] for c in chunks]).unique("id").sort("id")
+        assert_frame_equal(got, expected.frames[model].sort("id"), check_row_order=False)
+    # Each related record is fetched once per run, whatever the chunk that first needs it.
+    assert calls["res.partner.search_read"] <= len(chunks)
+    assert extraction.moves_index.height == 40
+    assert extraction.stats.records[LINE] == 120

@@ -343,6 +343,6 @@ def compare_timings(run: Run, other: Run) -> pl.DataFrame:
         total = float((r.manifest.get("timings") or {}).get("total") or 0.0)
         return pl.concat([phase_timings(r).select("phase", "seconds"), pl.DataFrame({"phase": ["total"], "seconds": [total]})])
 
-    return _side_by_side("phase", with_total(run), with_total(other), "seconds", _labels(run, other)).with_columns(
-        pl.col("change").round(4)
-    )
+    both = _side_by_side("phase", with_total(run), with_total(other), "seconds", _labels(run, other))
+    # A chunked full run has phases an incremental one lacks: the total stays last anyway.
+    return both.with_columns(pl.col("change").round(4)).sort(pl.col("phase") == "total", maintain_order=True)

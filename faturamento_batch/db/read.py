@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from ..errors import DatabasePermanentError, DatabaseTransientError, PermissionDenied
+from ..errors import DatabasePermanentError, DatabaseTransientError, PermissionDenied, database_error
 from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
 from ..dsn import ConnInfo
+from ..settings import redact
 from .connection import conninfo
 from .privileges import permission_message
 
@@ -72,6 +73,51 @@ def read_frame(target: str | ConnInfo, query: str, what: str = "the existing sta
 
 def _columns(schema: pl.Schema) -> str:
     return ", ".join(schema.names())  # names come from our own schema constants
+
+
+def _read_on(cur, query: str, keys: list[str], schema: pl.Schema) -> pl.DataFrame:
+    try:
+        cur.execute(query, (keys,))
+        frame = pl.from_arrow(cur.fetch_arrow_table())
+    except Exception as exc:
+        text = redact(str(exc))
+        denied = permission_message(text, "")
+        if denied:
+            raise PermissionDenied(denied) from exc
+        raise database_error(f"reading the existing state failed: {text[:500]}", exc) from exc
+    if frame.height == 0:  # type: ignore[union-attr]
+        return pl.DataFrame(schema=schema)
+    return frame.select(schema.names()).cast(dict(schema), strict=True)  # type: ignore[union-attr,arg-type]
+
+
+def _as_text(schema: pl.Schema) -> str:
+    # ADBC hands `numeric` over as an opaque type: read it as text, parse it at its scale.
+    return ", ".join(f"{c}::text AS {c}" if isinstance(t, pl.Decimal) else c for c, t in schema.items())
+
+
+def read_existing_on(cur, nfs: list[str], codes: list[str]) -> ExistingState:
+    """The state of an incremental run over the run's own open ADBC connection (`cur`).
+
+    A small batch pays more for connecting than for reading: three statements on
+    the connection the run already holds (keys bound as `$1::text[]`) replace
+    three connectorx connections. Same frames as `read_existing`.
+    """
+    started = time.perf_counter()
+    statements = 0
+    lines = pl.DataFrame(schema=EXISTING_LINE)
+    consolidation = pl.DataFrame(schema=EXISTING_CONSOLIDATION)
+    products = pl.DataFrame(schema=EXISTING_PRODUCT)
+    if nfs:
+        lines = _read_on(cur, f"SELECT {_as_text(EXISTING_LINE)} FROM faturamento_produto WHERE numero_nf = ANY($1::text[])",
+                         nfs, EXISTING_LINE)  # fmt: skip
+        consolidation = _read_on(cur, f"SELECT {_as_text(EXISTING_CONSOLIDATION)} FROM relatorio_faturamento_importado "
+                                      "WHERE numero_nf = ANY($1::text[])", nfs, EXISTING_CONSOLIDATION)  # fmt: skip
+        statements += 2
+    if codes:
+        products = _read_on(cur, "SELECT cod_produto FROM cadastro_palletizacao WHERE cod_produto = ANY($1::text[])",
+                            codes, EXISTING_PRODUCT)  # fmt: skip
+        statements += 1
+    return ExistingState(lines, products, consolidation, statements, time.perf_counter() - started)
 
 
 def read_existing(url: str | ConnInfo, nfs: list[str], codes: list[str], *, full: bool) -> ExistingState:

@@ -22,7 +22,8 @@ import polars as pl
 from ..errors import ConfigError
 from ..settings import Settings
 from .cache import RecordCache
-from .fields import LINE, LINE_DOMAIN, MODELS, MOVE, RELATED, RELATED_IDS_FROM
+from .chunks import ChunkedExtraction, plan_ranges
+from .fields import LINE, LINE_DOMAIN, MODELS, MOVE, MOVE_STATES, RELATED, RELATED_IDS_FROM, TIPOS_PEDIDO
 from .frames import empty_frame, frame_from_json, records_to_frame
 from .source import DATETIME_FORMAT, ExtractStats, RawBatch, max_write_date
 from .transport import Credentials, Transport, make_transport
@@ -36,6 +37,8 @@ CONTEXT = {"active_test": False}  # archived partners/products still belong to o
 # Fetched in two waves: the second needs ids found in the first.
 WAVES: tuple[tuple[str, ...], ...] = (tuple(m for m in RELATED if all(src == LINE for src, _ in RELATED_IDS_FROM[m])),)
 WAVES += (tuple(m for m in RELATED if m not in WAVES[0]),)
+# The move side of the line domain, for paging moves (chunked full runs).
+MOVE_DOMAIN: list = [("l10n_br_tipo_pedido", "in", list(TIPOS_PEDIDO)), ("state", "in", list(MOVE_STATES))]
 
 
 def _fmt(ts: datetime) -> str:
@@ -127,6 +130,59 @@ class OdooSource:
         stats.bytes_received = self.transport.bytes_received
         stats.seconds = time.perf_counter() - started
         return RawBatch(frames, since, max_write_date(frames), stats)
+
+    def extract_chunks(self, chunk_lines: int) -> ChunkedExtraction:
+        """The full extraction in chunks of whole moves (see `odoo.chunks`).
+
+        First the in-domain moves' ids and NF numbers (two light fields, keyset
+        pages) and the number of in-domain lines (`search_count`); the moves are cut
+        into id ranges of about `chunk_lines` lines at the average lines per move.
+        Then, chunk by chunk as the caller asks: the range's moves, its lines
+        (keyset pages on `move_id` between the range's ends), and the related
+        records not yet fetched by an earlier chunk of this run (plus the cache).
+        """
+        started = time.perf_counter()
+        stats = ExtractStats()
+        client = OdooClient(self.transport, stats)
+        client.login()
+        index = client.keyset(MOVE, MOVE_DOMAIN, ["id", "l10n_br_numero_nota_fiscal"], self.page_size)
+        stats.count_call(LINE, "search_count")
+        total = int(self.transport.call(LINE, "search_count", [LINE_DOMAIN], {"context": CONTEXT}, parse=self.transport.decode))
+        per_move = total / max(index.height, 1)
+        ranges = plan_ranges(index.select(pl.col("id").alias("move_id"), pl.lit(per_move).alias("lines")), chunk_lines)
+        moves_index = index.select(pl.col("id").alias("move_id"), "l10n_br_numero_nota_fiscal")
+        known: dict[str, pl.DataFrame] = {}
+        stats.seconds = time.perf_counter() - started
+
+        def chunks():
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                for lo, hi in ranges:
+                    t = time.perf_counter()
+                    bounds = [("move_id", ">=", lo), ("move_id", "<=", hi)]
+                    frames = {LINE: client.keyset(LINE, [*bounds, *LINE_DOMAIN], list(MODELS[LINE]), self.page_size)}
+                    moves = client.keyset(MOVE, [("id", ">=", lo), ("id", "<=", hi), *MOVE_DOMAIN], list(MODELS[MOVE]), self.page_size)
+                    frames[MOVE] = moves.join(frames[LINE].select(pl.col("move_id").alias("id")).unique(), on="id", how="semi")
+                    for wave in WAVES:
+                        wanted = {m: _ids_for(m, frames) for m in wave if m != MOVE}
+                        jobs = {m: pool.submit(self._related_once, client, known, m, ids) for m, ids in wanted.items()}
+                        frames.update({m: job.result() for m, job in jobs.items()})
+                    for model, frame in frames.items():
+                        stats.records[model] = stats.records.get(model, 0) + frame.height
+                    stats.bytes_received = self.transport.bytes_received
+                    stats.seconds += time.perf_counter() - t
+                    yield RawBatch(frames, None, max_write_date(frames), ExtractStats())
+
+        return ChunkedExtraction(moves_index, chunks(), len(ranges), stats)
+
+    def _related_once(self, client: OdooClient, known: dict[str, pl.DataFrame], model: str, ids: list[int]) -> pl.DataFrame:
+        """Related records of `ids`, fetching only those no earlier chunk of the run fetched."""
+        have = known.get(model, empty_frame(model))
+        wanted = pl.DataFrame({"id": ids}, schema={"id": pl.Int64})
+        missing = wanted.join(have.select("id"), on="id", how="anti").get_column("id").to_list()
+        if missing:
+            have = pl.concat([have, self._related(client, model, missing)])
+            known[model] = have
+        return have.join(wanted, on="id", how="semi")
 
     def _changed_moves_lines(self, client: OdooClient, since: datetime, fields: list[str]) -> pl.DataFrame:
         window = ["|", ("write_date", ">=", _fmt(since)), ("move_id.write_date", ">=", _fmt(since))]
