@@ -193,7 +193,11 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         manifest.update(mode="full" if full else "incremental", cursor={"stored": start.cursor, "since": since})
         log.info("run %s: %s sync from %s", run_id, manifest["mode"], manifest["source"])
         if full and settings.chunk_size > 0:
-            reads.extend(_run_full_chunked(settings, source, writer, start, since, url, run_dir, manifest, clock))
+            # The chunks stream from Odoo into the one write transaction, so a retry reads Odoo again.
+            reads.extend(with_write_retries(
+                settings, manifest, writer,
+                lambda: _run_full_chunked(settings, source, writer, start, since, url, run_dir, manifest, clock),
+            ))  # fmt: skip
             return RunResult(run_id, run_dir, manifest, None, clock.timings)
 
         t = time.perf_counter()

@@ -24,7 +24,8 @@ WRITE_RETRY_BACKOFF = 0.5  # seconds before the first retry; doubled each time, 
 
 def with_write_retries(settings: Settings, manifest: dict, writer: Writer, attempt: Callable[[], T]) -> T:
     """`attempt()` (read state → diff → write → commit), again after a lock timeout, deadlock or
-    serialization failure, up to `settings.write_retries` times; Odoo is not read again.
+    serialization failure, up to `settings.write_retries` times. Odoo is not read again, except
+    by a chunked full run, whose chunks stream from Odoo into the write transaction.
 
     Each retry starts from a rolled-back transaction (the job's session lock stays held)
     and re-reads the state, so the diff sees what the logistics application committed
