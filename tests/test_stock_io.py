@@ -327,7 +327,8 @@ def test_sigkill_during_the_stage_s_writes_leaves_before_or_after_and_the_next_r
     before = _state(db_url)
     outcomes = []
     for marker, delay in (("write: stock stage", 0.0), ("write: stock stage", 0.4), ("write: stock stage", 1.2), ("write: commit", 0.0)):
-        status = _kill_at(_cmd(day2, db_url, tmp_path / "killed"), marker, delay)
+        # --wait: the killed run's backend may hold the lock a moment longer than its client lived.
+        status = _kill_at(_cmd(day2, db_url, tmp_path / "killed", "--wait", "60"), marker, delay)
         state = _state(db_url)
         assert state in (before, after), f"half-written database after a kill {delay} s after `{marker}`"
         outcomes.append((marker, delay, status, "after" if state == after else "before"))
@@ -335,6 +336,6 @@ def test_sigkill_during_the_stage_s_writes_leaves_before_or_after_and_the_next_r
             break
     print("kill outcomes:", outcomes)
     assert any(o[3] == "before" and o[2] == -signal.SIGKILL for o in outcomes), outcomes
-    assert _run(db_url, tmp_path, "sync", source=day2)[0] == 0
+    assert _run(db_url, tmp_path, "sync", "--wait", "60", source=day2)[0] == 0
     final = _state(db_url)
     assert {k: v for k, v in final.items() if k != "sync_runs"} == {k: v for k, v in after.items() if k != "sync_runs"}
