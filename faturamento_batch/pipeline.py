@@ -138,22 +138,30 @@ def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start,
         manifest["status"] = "dry_run"
         return reads
     t = time.perf_counter()
-    manifest["written"] = outcome.written
-    if outcome.cascade is not None:
-        manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": outcome.cascade}))
-    if stock is not None:  # last: the application's rows stay locked only until the commit
-        manifest["written"].update(stock.write(writer, start.now).written)
+    _finish_run(writer, settings, manifest, run_dir, clock, start.now, outcome.written, outcome.cascade, stock,
+                outcome.counts, since, manifest["cursor"]["new"])  # fmt: skip
+    clock.phase("write", t)
+    return reads
+
+
+def _finish_run(writer: Writer, settings: Settings, manifest: dict, run_dir: Path, clock: _Clock, now,
+                written: dict, cascade, stock: StockStage | None, counts: dict, cursor_from, cursor_to) -> None:
+    """The run's last writes and its commit: the stock stage's writes (last, so the logistics
+    application's rows stay locked only until the commit), the run record and cursor."""
+    manifest["written"] = dict(written)
+    if cascade is not None:
+        manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": cascade}))
+    if stock is not None:
+        manifest["written"].update(stock.write(writer, now).written)
         manifest["stock"] = stock.manifest()
     record = RunRecord(
-        run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=start.now,
-        cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=_record_counts(outcome.counts, stock),
+        run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=now,
+        cursor_from=cursor_from, cursor_to=cursor_to, counts=_record_counts(counts, stock),
         timings=dict(clock.timings), artifacts_dir=str(run_dir),
     )  # fmt: skip
     writer.finish(record)
     writer.commit()
-    clock.phase("write", t)
     manifest["status"] = "success"
-    return reads
 
 
 def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
@@ -268,20 +276,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 manifest["status"] = "dry_run"
             else:
                 summary = writer.write(cs, start.now, stock=settings.stock)
-                manifest["written"] = summary.rows
-                if summary.cascade is not None:
-                    manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": summary.cascade}))
-                if stock is not None:  # last: the application's rows stay locked only until the commit
-                    manifest["written"].update(stock.write(writer, start.now).written)
-                    manifest["stock"] = stock.manifest()
-                record = RunRecord(
-                    run_id=run_id, job=settings.job, mode=manifest["mode"], started_at=start.now,
-                    cursor_from=since, cursor_to=manifest["cursor"]["new"], counts=_record_counts(counts, stock),
-                    timings=dict(clock.timings), artifacts_dir=str(run_dir),
-                )  # fmt: skip
-                writer.finish(record)
-                writer.commit()
-                manifest["status"] = "success"
+                _finish_run(writer, settings, manifest, run_dir, clock, start.now, summary.rows, summary.cascade,
+                            stock, counts, since, manifest["cursor"]["new"])  # fmt: skip
             clock.phase("write", t)
             return cs
 
@@ -378,15 +374,7 @@ def run_stock(settings: Settings) -> RunResult:
             writer.rollback()
             manifest["status"] = "dry_run"
         else:
-            manifest["written"] = dict(stock.write(writer, start.now).written)
-            manifest["stock"] = stock.manifest()
-            record = RunRecord(
-                run_id=run_id, job=settings.job, mode="stock", started_at=start.now, cursor_from=None,
-                cursor_to=None, counts=_record_counts({}, stock), timings=dict(clock.timings), artifacts_dir=str(run_dir),
-            )  # fmt: skip
-            writer.finish(record)
-            writer.commit()
-            manifest["status"] = "success"
+            _finish_run(writer, settings, manifest, run_dir, clock, start.now, {}, None, stock, {}, None, None)
         clock.phase("write", t)
         return RunResult(run_id, run_dir, manifest, None, clock.timings)
     except Exception as exc:
