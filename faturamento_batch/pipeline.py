@@ -128,7 +128,7 @@ def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start,
         if settings.stock:
             t = time.perf_counter()
             cs, existing = outcome.stock_inputs()
-            stock = stock_stage.plan_for_sync(url, cs, existing, full=True)
+            stock = stock_stage.plan_for_sync(url, cs, existing, full=True, features=start.features)
             del cs, existing
             reads.append(stock)
             clock.phase("stock", t)
@@ -195,6 +195,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
 
         t = time.perf_counter()
         start = _lock(writer, settings, url)
+        manifest["features"] = start.features.as_dict()
         clock.phase("lock", t)
         full = settings.full or (start.cursor is None and settings.since is None)
         since = None if full else (settings.since or start.cursor - settings.overlap)
@@ -265,7 +266,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             stock = None
             if settings.stock:
                 t = time.perf_counter()
-                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full)
+                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full, features=start.features)
                 reads.append(stock)
                 clock.phase("stock", t)
                 _report_stock(manifest, run_dir, stock)
@@ -362,10 +363,11 @@ def run_stock(settings: Settings) -> RunResult:
         clock.phase("connect", t)
         t = time.perf_counter()
         start = _lock(writer, settings, url)
+        manifest["features"] = start.features.as_dict()
         clock.phase("lock", t)
         log.info("run %s: stock stage for %s", run_id, ", ".join(settings.stock_nfs) or "the pending NFs")
         t = time.perf_counter()
-        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs))
+        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs), start.features)
         reads.append(stock)
         clock.phase("stock", t)
         _report_stock(manifest, run_dir, stock)

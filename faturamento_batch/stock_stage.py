@@ -22,6 +22,7 @@ from datetime import datetime
 
 import polars as pl
 
+from .db.features import Features
 from .db.read_stock import StockState, read_candidate_lines, read_stock_state
 from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from .db.write_stock import StockWriteSummary, write_stock
@@ -179,13 +180,14 @@ def _shaped(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
 
 
-def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict) -> StockStage:
+def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict,
+          features: Features = Features()) -> StockStage:
     """Read the rest of the stock state for `lines`' NFs and orders, and plan."""
     started = time.perf_counter()
     posted = lines.filter(pl.col("status_nf").is_in(POSTED))
     nfs = posted.get_column("numero_nf").unique().sort().to_list()
     orders = posted.filter(pl.col("origem").str.strip_chars() != "").get_column("origem").unique().sort().to_list()
-    state = after_cascade(read_stock_state(url, nfs, orders), cancelled)
+    state = after_cascade(read_stock_state(url, nfs, orders, features=features), cancelled)
     timings["read"] = round(timings.get("read", 0.0) + time.perf_counter() - started, 4)
     started = time.perf_counter()
     plan = plan_stock(StockInput(
@@ -197,26 +199,26 @@ def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, ti
     return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings)
 
 
-def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool) -> StockStage:
+def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool, features: Features = Features()) -> StockStage:
     """The stage after a sync's diff: `cs` and the `existing` lines it was computed from."""
     started = time.perf_counter()
     after = lines_after_import(cs, existing)
     seeds = pl.concat([cs.inserts.select("numero_nf"), cs.reactivations.select("numero_nf")]).unique()
     cancelled = cs.cancellations.get_column("numero_nf").to_list()
-    found = read_candidate_lines(url, pending=True, catch_up=full, cancelled=cancelled)
+    found = read_candidate_lines(url, pending=True, catch_up=full, cancelled=cancelled, features=features)
     wanted = pl.concat([seeds, found.lines.select("numero_nf")]).unique()
     lines = pl.concat([
         after.join(wanted, on="numero_nf", how="semi"),
         found.lines.join(after.select("numero_nf").unique(), on="numero_nf", how="anti"),
     ])  # fmt: skip
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, lines, cs.cancellations, found.statements, timings)
+    return _plan(url, lines, cs.cancellations, found.statements, timings, features)
 
 
-def plan_for_nfs(url: str, nfs: list[str] | None) -> StockStage:
+def plan_for_nfs(url: str, nfs: list[str] | None, features: Features = Features()) -> StockStage:
     """The stage alone (`stock`): the listed NFs as the database holds them, or the pending NFs."""
     started = time.perf_counter()
-    found = read_candidate_lines(url, pending=not nfs, catch_up=False, listed=nfs or [])
+    found = read_candidate_lines(url, pending=not nfs, catch_up=False, listed=nfs or [], features=features)
     if nfs:
         listed = pl.Series("numero_nf", nfs, dtype=pl.String)
         missing = listed.filter(~listed.is_in(found.lines.get_column("numero_nf").implode())).to_list()
@@ -224,4 +226,4 @@ def plan_for_nfs(url: str, nfs: list[str] | None) -> StockStage:
             shown = ", ".join(f"`{nf}`" for nf in missing[:10]) + (" …" if len(missing) > 10 else "")
             raise ConfigError(f"`--nfs`: no invoice line in faturamento_produto for NF {shown}; nothing was done")
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings)
+    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings, features)

@@ -17,6 +17,7 @@ import polars as pl
 from .. import artifacts
 from ..analysis.loading import CHANGESET_PARTS, STOCK_PARTS, run_dirs
 from ..db.connection import database_url
+from ..db.features import Features
 from ..errors import ConfigError, FaturamentoError
 from ..settings import Settings
 from ..summary import summary_text
@@ -195,6 +196,8 @@ def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
     print(f"  started {manifest.get('started_at', '-')} · finished {manifest.get('finished_at', '-')} (UTC)")
     if manifest.get("error"):
         print(f"  error: {manifest['error']}")
+    if manifest.get("features"):  # the schema's optional parts the run found (DESIGN §10)
+        print("  schema features: " + Features.from_json(json.dumps(manifest["features"])).describe())
     cascade = {k.removesuffix(".cancel"): v for k, v in (manifest.get("written") or {}).items() if k.endswith(".cancel")}
     if cascade:
         print("  cancellation cascade: " + " · ".join(f"{table} {rows:,}" for table, rows in cascade.items()))

@@ -13,16 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import LockHeld
+from .features import FEATURES_SQL, Features
 from .privileges import CHECK_SQL, GrantCheck, missing_grants_error
 from .write import Writer
 
-# The grant check rides on the run's first statement: it costs no extra round trip.
+# The grant check and the schema's optional parts (DESIGN §10) ride on the run's first
+# statement: they cost no extra round trip.
 _LOCK_AND_CURSOR = f"""
 SELECT pg_try_advisory_lock($1),
        LOCALTIMESTAMP::timestamp,
        (SELECT cursor FROM sync_state WHERE job = $2),
        current_user::text,
-       {CHECK_SQL.strip()}
+       {CHECK_SQL.strip()},
+       {FEATURES_SQL}
 """
 
 
@@ -36,16 +39,18 @@ def lock_key(job: str) -> int:
 class RunStart:
     now: datetime  # the database's clock: the run's timestamp in every audit column
     cursor: datetime | None  # the stored cursor; None before the first successful run
+    features: Features = Features()  # the optional tables and columns found (DESIGN §10)
 
 
 def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, check: GrantCheck | None = None) -> RunStart:
-    """Take the job's lock (waiting up to `wait_seconds`) and read its cursor; raise `LockHeld`,
-    or `PermissionDenied` when the role lacks a grant `check` lists (default: a full sync's)."""
+    """Take the job's lock (waiting up to `wait_seconds`), read its cursor and the schema's features
+    (also left on `writer.features`, which the write path follows); raise `LockHeld`, or
+    `PermissionDenied` when the role lacks a grant `check` lists (default: a full sync's)."""
     check = check or GrantCheck.build()
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     while True:
         writer.execute(_LOCK_AND_CURSOR, (lock_key(job), job, *check.params()))
-        got, now, cursor, role, missing = writer.cur.fetchone()
+        got, now, cursor, role, missing, found = writer.cur.fetchone()
         # End the read-only transaction: the lock is session-level and stays held,
         # and no snapshot is kept open while Odoo is read.
         writer.rollback()
@@ -53,7 +58,9 @@ def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, ch
         if denied is not None:
             raise denied
         if got:
-            return RunStart(now, cursor)
+            features = Features.from_json(found)
+            writer.features = features
+            return RunStart(now, cursor, features)
         if time.monotonic() >= deadline:
             raise LockHeld(
                 f"another run of job `{job}` holds the lock; this run did nothing. "

@@ -29,6 +29,7 @@ from ..schemas import (
     STOCK_SEPARATION,
 )
 from ..errors import ConfigError, DatabaseError
+from .features import Features
 from .read import read_frame, text_list_sql
 from .schema import STOCK_TABLES
 
@@ -54,9 +55,14 @@ _CATCH_UP = """SELECT f.numero_nf FROM faturamento_produto f
     AND NOT EXISTS (SELECT 1 FROM movimentacao_estoque m WHERE m.numero_nf = f.numero_nf
                     AND m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false)"""
 
-# Costs nothing (a one-time false filter), but names the stock module's tables, so a
-# database without them fails at the stage's first read, whatever the run holds.
-_MODULE_PRESENT = " AND ".join(f"NOT EXISTS (SELECT FROM {t.name} WHERE false)" for t in STOCK_TABLES)
+
+
+def _module_present(features: Features) -> str:
+    """Costs nothing (a one-time false filter), but names the stock module's tables, so a
+    database without them fails at the stage's first read, whatever the run holds. A table the
+    schema dropped on purpose (`inconsistencia_faturamento`, DESIGN §10) is not asked for."""
+    tables = [t.name for t in STOCK_TABLES if features.inconsistencia_faturamento or t.name != "inconsistencia_faturamento"]
+    return " AND ".join(f"NOT EXISTS (SELECT FROM {t} WHERE false)" for t in tables)  # our own constants
 _LINE_COLUMNS = ", ".join(f"f.{c}" for c in STOCK_NF_LINE.names())  # names from our own schema
 
 # Lots of the run's orders: every lot the stage can choose is the lot of one of their items.
@@ -87,16 +93,19 @@ SELECT 'movement' AS kind, m.id, m.numero_nf, m.cod_produto, m.separacao_lote_id
        NULL::text AS observacao_resolucao
 FROM movimentacao_estoque m JOIN nfs ON m.numero_nf = nfs.v
 WHERE m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false
-UNION ALL
-SELECT 'inconsistency', c.id, c.numero_nf, c.cod_produto, NULL, NULL, c.tipo, c.num_pedido, c.qtd_faturada,
-       c.observacao_resolucao
-FROM inconsistencia_faturamento c JOIN nfs ON c.numero_nf = nfs.v
-WHERE c.resolvida IS NOT TRUE
-UNION ALL
+{{inconsistencies}}UNION ALL
 SELECT 'justification', NULL, j.numero_nf, j.cod_produto, j.separacao_lote_id, NULL, NULL, NULL, NULL, NULL
 FROM faturamento_parcial_justificativa j
 JOIN (SELECT DISTINCT separacao_lote_id FROM lots) l ON j.separacao_lote_id = l.separacao_lote_id
 JOIN nfs ON j.numero_nf = nfs.v
+"""
+# Only when the table exists (features.inconsistencia_faturamento): production dropped it,
+# and without it the stage reads an empty frame of the same schema.
+_OPEN_INCONSISTENCIES = """UNION ALL
+SELECT 'inconsistency', c.id, c.numero_nf, c.cod_produto, NULL, NULL, c.tipo, c.num_pedido, c.qtd_faturada,
+       c.observacao_resolucao
+FROM inconsistencia_faturamento c JOIN nfs ON c.numero_nf = nfs.v
+WHERE c.resolvida IS NOT TRUE
 """
 _NF_STATE_SCHEMA = pl.Schema(
     {
@@ -114,7 +123,9 @@ _NF_STATE_SCHEMA = pl.Schema(
 )
 
 
-def candidate_lines_sql(*, pending: bool, catch_up: bool, listed: list[str], cancelled: list[str]) -> str:
+def candidate_lines_sql(
+    *, pending: bool, catch_up: bool, listed: list[str], cancelled: list[str], features: Features = Features()
+) -> str:
     """The one query of round 1 (see `read_candidate_lines`)."""
     sources = ["SELECT numero_nf FROM listed"]
     if pending:
@@ -127,7 +138,7 @@ WITH freed(numero_nf) AS ({text_list_sql(cancelled)}),
 listed(numero_nf) AS ({text_list_sql(listed)}),{_SEM_LOTE if pending else ""}
 nfs AS ({union})
 SELECT {_LINE_COLUMNS} FROM faturamento_produto f JOIN nfs ON nfs.numero_nf = f.numero_nf
-WHERE {_MODULE_PRESENT}
+WHERE {_module_present(features)}
 """
 
 
@@ -139,13 +150,16 @@ class CandidateLines:
 
 
 def read_candidate_lines(
-    url: str, *, pending: bool, catch_up: bool, listed: list[str] | None = None, cancelled: list[str] | None = None
+    url: str, *, pending: bool, catch_up: bool, listed: list[str] | None = None, cancelled: list[str] | None = None,
+    features: Features = Features(),
 ) -> CandidateLines:
     """Every line of the NFs that are pending (`pending`), posted without a FATURAMENTO
     movement (`catch_up`, full runs) or in `listed`; `cancelled` are the NFs this run cancels
     (their items count as freed when looking for candidate items)."""
     started = time.perf_counter()
-    query = candidate_lines_sql(pending=pending, catch_up=catch_up, listed=list(listed or []), cancelled=list(cancelled or []))
+    query = candidate_lines_sql(
+        pending=pending, catch_up=catch_up, listed=list(listed or []), cancelled=list(cancelled or []), features=features
+    )
     try:
         lines = read_frame(url, query, WHAT, schema=STOCK_NF_LINE)
     except DatabaseError as exc:
@@ -175,18 +189,19 @@ def empty_state() -> StockState:
                                                           STOCK_OPEN_INCONSISTENCY, STOCK_JUSTIFICATION_KEY)))  # fmt: skip
 
 
-def read_stock_state(url: str, nfs: list[str], orders: list[str]) -> StockState:
+def read_stock_state(url: str, nfs: list[str], orders: list[str], *, features: Features = Features()) -> StockState:
     """Items of `orders` (by `pedido`) or of `nfs` (by `nota_fiscal`) with their shipment's
     status; separations of the lots those orders' items carry; active FATURAMENTO movements,
-    open inconsistencies and justification keys of `nfs`."""
+    open inconsistencies (none read without the table, `features`) and justification keys of `nfs`."""
     if not nfs:
         return empty_state()
     started = time.perf_counter()
     keys = {"nfs": text_list_sql(nfs), "orders": text_list_sql(orders)}
+    inconsistencies = _OPEN_INCONSISTENCIES if features.inconsistencia_faturamento else ""
     reads = {
         "items": (_ITEMS.format(**keys), STOCK_ITEM),
         "separations": (_SEPARATIONS.format(**keys), STOCK_SEPARATION),
-        "nf_state": (_NF_STATE.format(**keys), _NF_STATE_SCHEMA),
+        "nf_state": (_NF_STATE.format(**keys, inconsistencies=inconsistencies), _NF_STATE_SCHEMA),
     }
     with ThreadPoolExecutor(max_workers=len(reads)) as pool:
         jobs = {name: pool.submit(read_frame, url, query, WHAT, schema=schema) for name, (query, schema) in reads.items()}

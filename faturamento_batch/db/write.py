@@ -29,6 +29,7 @@ from ..diff import ChangeSet
 from ..errors import DatabaseError, PermissionDenied, database_error
 from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUCT
 from ..settings import redact
+from .features import Features
 from .privileges import permission_message
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,9 @@ class Writer:
         self.cur = conn.cursor()
         self.statements = 0
         self.role = ""  # for messages about missing grants; set by the caller that knows it
+        # The schema's optional parts, as the run's lock statement found them (db.lock); the
+        # write path follows them. Default: everything on (init-db's schema).
+        self.features = Features()
 
     def _error(self, prefix: str, exc: Exception) -> DatabaseError:
         text = redact(str(exc)).strip()
@@ -241,7 +245,8 @@ class Writer:
         if cs.cancellations.height:
             log.info("write: cancellation cascade for %d NFs", cs.cancellations.height)
             nfs = cs.cancellations.get_column("numero_nf").to_list()
-            self.execute(cascade_sql(stock), (nfs, now, ACTOR, ERRO_NF_CANCELADA))
+            with_inconsistencies = stock and self.features.inconsistencia_faturamento
+            self.execute(cascade_sql(with_inconsistencies), (nfs, now, ACTOR, ERRO_NF_CANCELADA))
             cascade = pl.from_arrow(self.cur.fetch_arrow_table())
             summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
             per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())

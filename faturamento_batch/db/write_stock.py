@@ -32,6 +32,7 @@ from ..schemas import (
     STOCK_STATUS_CHANGE,
 )
 from ..stock import ACTOR, StockPlan
+from .features import Features
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,13 @@ def _stage(writer, name: str, frame: pl.DataFrame, schema: pl.Schema) -> None:
     writer.ingest(name, frame.select(schema.names()).cast(dict(schema)), temporary=True)  # type: ignore[arg-type]
 
 
-def write_stock(writer, plan: StockPlan, now: datetime) -> StockWriteSummary:
-    """Send every part of `plan` through `writer` (a `db.write.Writer`, transaction open, not committed)."""
+def write_stock(writer, plan: StockPlan, now: datetime, *, features: Features | None = None) -> StockWriteSummary:
+    """Send every part of `plan` through `writer` (a `db.write.Writer`, transaction open, not committed).
+
+    `features`: the schema's optional parts (default: the writer's, as the run's lock statement
+    found them). Without `inconsistencia_faturamento` no inconsistency is written; the reason
+    per NF stays in the `stock_assignments` part."""
+    features = features or getattr(writer, "features", None) or Features()
     out = StockWriteSummary()
     log.info("write: stock stage (%s)", ", ".join(f"{k} {v}" for k, v in plan.counts().items() if v) or "nothing to write")
     if plan.movement_inserts.height:
@@ -184,7 +190,7 @@ def write_stock(writer, plan: StockPlan, now: datetime) -> StockWriteSummary:
         nfs, lines = writer.cur.fetchone()
         out.add("faturamento_produto", "status_nfs", plan.status_changes.height, int(nfs))
         out.written["faturamento_produto.status_lines"] = int(lines)
-    if plan.inconsistencies.height:
+    if plan.inconsistencies.height and features.inconsistencia_faturamento:
         _stage(writer, "_fb_stock_inconsistencies", plan.inconsistencies, STOCK_INCONSISTENCY)
         writer.execute(_INCONSISTENCIES, (now, ACTOR))
         inserted, updated, unchanged, resolved = (int(v) for v in writer.cur.fetchone())

@@ -119,7 +119,9 @@ def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[s
         summary.rows["faturamento_produto.update"] = writer.rowcount()
     if cancelled_nfs:
         log.info("write: cancellation cascade for %d NFs", len(cancelled_nfs))
-        writer.execute(cascade_sql(stock), (cancelled_nfs, now, ACTOR, ERRO_NF_CANCELADA))
+        # Without `inconsistencia_faturamento` (dropped in production) there is nothing to resolve.
+        with_inconsistencies = stock and writer.features.inconsistencia_faturamento
+        writer.execute(cascade_sql(with_inconsistencies), (cancelled_nfs, now, ACTOR, ERRO_NF_CANCELADA))
         cascade = pl.from_arrow(writer.cur.fetch_arrow_table())
         summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
         per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())
