@@ -23,6 +23,7 @@ from faturamento_batch.db.embedded import create_database, embedded_url
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "data" / "fixtures"
 TEMPLATE_DB = "fb_template"
+PROD_TEMPLATE_DB = "fb_prod_template"  # production's schema today (tests/prod_schema.py) + init-db
 _counter = itertools.count()
 
 
@@ -56,12 +57,26 @@ def template_url(pg_admin_url) -> str:
     return url
 
 
-def clone_template(pg_admin_url: str) -> str:
-    """CREATE a new database from the schema template; returns its URL."""
+@pytest.fixture(scope="session")
+def prod_template_url(pg_admin_url) -> str:
+    """Production's logistics schema as legacy-rules.md §9 describes it, then `init-db` on it."""
+    from .prod_schema import create_prod_schema
+
+    with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{PROD_TEMPLATE_DB}"')
+    create_database(pg_admin_url, PROD_TEMPLATE_DB)
+    url = _with_database(pg_admin_url, PROD_TEMPLATE_DB)
+    create_prod_schema(url)
+    init_db(url)
+    return url
+
+
+def clone_template(pg_admin_url: str, template: str = TEMPLATE_DB) -> str:
+    """CREATE a new database from a schema template; returns its URL."""
     name = f"fb_test_{os.getpid()}_{next(_counter)}"
     with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return _with_database(pg_admin_url, name)
 
 
@@ -75,6 +90,15 @@ def drop_database(pg_admin_url: str, url: str) -> None:
 def db_url(pg_admin_url, template_url) -> str:
     """A fresh database with the schema and no rows, for this test only."""
     url = clone_template(pg_admin_url)
+    yield url
+    drop_database(pg_admin_url, url)
+
+
+@pytest.fixture
+def prod_db_url(pg_admin_url, prod_template_url) -> str:
+    """A fresh database shaped like production today (no inconsistencia_faturamento, …) with the
+    job's own tables `init-db` added, and no rows, for this test only."""
+    url = clone_template(pg_admin_url, PROD_TEMPLATE_DB)
     yield url
     drop_database(pg_admin_url, url)
 

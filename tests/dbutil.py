@@ -24,14 +24,28 @@ DEFAULTS = {
     "embarque_itens": {"cliente": "cliente", "pedido": "P1", "uf_destino": "SP", "cidade_destino": "Campinas"},
     "separacao": {"cod_uf": "SP"},
     "relatorio_faturamento_importado": {"criado_em": FIXED_TS},
+    "embarques": {"criado_em": FIXED_TS},
     "inconsistencia_faturamento": {"detectada_em": FIXED_TS},
     "faturamento_parcial_justificativa": {"criado_em": FIXED_TS, "criado_por": "legacy"},
 }  # fmt: skip
+# What production's models fill in client-side (no server default there, legacy-rules.md §9), as
+# the application would; each value is the server default of init-db's schema, so rows load the
+# same on both. Only columns the database has are filled (`criado_por` is production's only).
+MODEL_DEFAULTS = {
+    "embarques": {"status": "ativo", "criado_por": "Administrador"},
+    "embarque_itens": {"status": "ativo"},
+    "separacao": {"status": "ABERTO", "sincronizado_nf": False, "tipo_envio": "total"},
+    "relatorio_faturamento_importado": {"ativo": True},
+    "cadastro_palletizacao": {"ativo": True},
+    "movimentacao_estoque": {"ativo": True},
+}
 # How a loaded FIXED_TS reads back as text: a scenario's "<set>" never matches it.
 FIXED_TS_TEXT = "2026-01-01 00:00:00.000000"
 
 
 def _coerce(table, column: str, value):
+    if column not in schema.metadata.tables[table].c:
+        return value  # a column of production's schema only
     col = schema.metadata.tables[table].c[column]
     python_type = col.type.python_type if hasattr(col.type, "python_type") else str
     if value is None:
@@ -56,9 +70,14 @@ def load_rows(url: str, tables: dict[str, list[dict]]) -> None:
     conn = adbc_connect(url)
     try:
         with conn.cursor() as cur:
+            present = _present_columns(cur)
+            absent = sorted(t for t, rows in tables.items() if rows and t not in present)
+            if absent:
+                raise KeyError(f"table(s) {absent} do not exist in this database")
             for table in schema.metadata.sorted_tables:
                 for row in tables.get(table.name, []):
-                    full = {**DEFAULTS.get(table.name, {}), **row}
+                    defaults = {**MODEL_DEFAULTS.get(table.name, {}), **DEFAULTS.get(table.name, {})}
+                    full = {**{c: v for c, v in defaults.items() if c in present[table.name]}, **row}
                     cols = list(full)
                     params = tuple(_coerce(table.name, c, full[c]) for c in cols)
                     placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
@@ -66,6 +85,24 @@ def load_rows(url: str, tables: dict[str, list[dict]]) -> None:
                 if any("id" in r for r in tables.get(table.name, [])) and "id" in table.c:
                     cur.execute(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), (SELECT max(id) FROM {table.name}))")
         conn.commit()
+    finally:
+        conn.close()
+
+
+def _present_columns(cur) -> dict[str, set[str]]:
+    """table → its columns, for the tables the connection's schema holds."""
+    cur.execute("SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = current_schema()")
+    out: dict[str, set[str]] = {}
+    for table, column in cur.fetchall():
+        out.setdefault(table, set()).add(column)
+    return out
+
+
+def existing_tables(url: str) -> set[str]:
+    conn = adbc_connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            return set(_present_columns(cur))
     finally:
         conn.close()
 
@@ -100,9 +137,12 @@ def scalar(url: str, sql: str, params: tuple = ()):
 
 
 def snapshot(url: str) -> dict[str, list[tuple]]:
-    """Every row of every table, for before/after comparisons."""
+    """Every row of every table of ours the database has, for before/after comparisons."""
     out = {}
+    present = existing_tables(url)
     for table in schema.metadata.sorted_tables:
+        if table.name not in present:
+            continue
         frame = read_table(url, table.name, order="1")
         out[table.name] = frame.rows()
     return out

@@ -24,9 +24,15 @@ def cmd_init_db(settings: Settings) -> int:
     from ..db.connection import database_url
 
     url = database_url(settings)
-    n = init_db(url)
+    done = init_db(url)
     where = "the embedded PostgreSQL in " + str(settings.pgdata.resolve()) if not settings.database_url else "the database"
-    log.info("schema ready in %s (%d guarded CREATE statements; existing tables untouched)", where, n)
+    kind = "a database holding the logistics tables" if done.existing else "an empty database"
+    log.info("schema ready in %s (%s): created tables %s; indexes %s", where, kind,
+             ", ".join(done.tables) or "none", ", ".join(done.indexes) or "none")  # fmt: skip
+    if done.not_created:
+        log.info("not created (absent from this database, the job adapts): %s", ", ".join(done.not_created))
+    for ours, theirs in done.covered.items():
+        log.info("index %s not created: the existing index %s is the same", ours, theirs)
     return 0
 
 

@@ -289,7 +289,20 @@ LOGISTICS_TABLES = (
 )
 # The stock module's own tables: a database without it runs `sync --no-stock`.
 STOCK_TABLES = (inconsistencia_faturamento, faturamento_parcial_justificativa)
+# The job's own tables: `init-db` creates these on a database that already holds the logistics
+# tables (DESIGN §10), never a logistics table the application does not have (it may have
+# dropped it). Events and quarantine tables join this list.
 JOB_TABLES = (sync_state, sync_runs)
+
+
+def create_table_sql(table: Table) -> str:
+    """`CREATE TABLE IF NOT EXISTS` for one of our tables, compiled for PostgreSQL."""
+    return str(CreateTable(table, if_not_exists=True).compile(dialect=postgresql.dialect())).strip()
+
+
+def create_index_sql(index: Index) -> str:
+    """`CREATE [UNIQUE] INDEX IF NOT EXISTS` for one of our indexes, compiled for PostgreSQL."""
+    return str(CreateIndex(index, if_not_exists=True).compile(dialect=postgresql.dialect())).strip()
 
 
 def ddl_statements() -> list[str]:
@@ -298,10 +311,8 @@ def ddl_statements() -> list[str]:
     Each is guarded with IF NOT EXISTS so `init-db` can run against the real
     logistics database, which already has most of these tables.
     """
-    dialect = postgresql.dialect()
     out: list[str] = []
     for table in metadata.sorted_tables:
-        out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
-        for index in sorted(table.indexes, key=lambda i: i.name or ""):
-            out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip())
+        out.append(create_table_sql(table))
+        out += [create_index_sql(index) for index in sorted(table.indexes, key=lambda i: i.name or "")]
     return out
