@@ -17,7 +17,7 @@ holds them. The run's own cancellation cascade is applied to what was read
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import polars as pl
@@ -194,6 +194,8 @@ def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, ti
         nf_lines=lines, items=state.items, separations=state.separations, movements=state.movements,
         open_inconsistencies=state.open_inconsistencies, justification_keys=state.justification_keys,
     ))  # fmt: skip
+    if not features.inconsistencia_faturamento:  # dropped in production: the reason stays in `stock_assignments`
+        plan = replace(plan, inconsistencies=plan.inconsistencies.clear())
     timings["plan"] = round(time.perf_counter() - started, 4)
     candidates = lines.get_column("numero_nf").n_unique()
     return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings)
