@@ -118,6 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-stock", action="store_true",
                    help="skip the stock stage (a database without the stock module)")
 
+    p = sub.add_parser("check", help="read-only preflight before the switch: Odoo, database, grants, schema, "
+                                      "duplicates, indexes, rules, and what the first run would do")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--source", type=Path, help="a dataset directory instead of an Odoo")
+    p.add_argument("--odoo-url", help="Odoo base URL (default ODOO_URL)")
+    p.add_argument("--odoo-db", help="default ODOO_DB")
+    p.add_argument("--odoo-user", help="default ODOO_USER")
+    p.add_argument("--transport", choices=("jsonrpc", "xmlrpc", "json2"), help="Odoo protocol (default jsonrpc)")
+    p.add_argument("--job", help="job name: its own cursor (default faturamento)")
+    p.add_argument("--no-stock", action="store_true", help="the runs will skip the stock stage")
+
     p = sub.add_parser("stock", help="the stock stage alone, without Odoo: the pending NFs, or the listed ones")
     _common(p)
     p.add_argument("--nfs", metavar="NF,NF…", help="process these NFs (as the database holds them) instead of the pending ones")

@@ -2,6 +2,7 @@
 
     __init__  init-db, sync, stock, generate, record, odoo-replay
     history   `runs list` / `runs show`: the run history and one run's manifest
+    check     `check`: the read-only preflight before the switch (DESIGN §10)
     demo      `demo`: replay server + a full sync, then the next day incrementally
 """
 
@@ -126,6 +127,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_init_db(settings)
     if args.command == "sync":
         return cmd_sync(settings)
+    if args.command == "check":
+        from .check import cmd_check
+
+        return cmd_check(args, settings)
     if args.command == "stock":
         return cmd_stock(settings)
     if args.command == "runs":
