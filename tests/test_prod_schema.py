@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faturamento_batch.artifacts import read_manifest
+from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
 
 from .builders import build_dataset
@@ -35,6 +35,10 @@ def test_sync_full_then_incremental_on_production_schema(prod_db_url, tmp_path, 
     assert not [k for k in m["written"] if k.startswith("inconsistencia_faturamento")]
     # The NF without a lot: no inconsistency row anywhere, its reason in the stage's part.
     assert scalar(prod_db_url, "SELECT count(DISTINCT numero_nf) FROM faturamento_produto WHERE status_nf = 'SEM_LOTE'") == 1
+    run_dir = tmp_path / "runs" / m["run_id"]
+    assignments = read_part(run_dir, "stock_assignments")  # the reason per NF stays here
+    assert assignments.filter(assignments["separacao_lote_id"].is_null())["tipo"].to_list() == ["NF_SEM_SEPARACAO"]
+    assert read_part(run_dir, "inconsistencies").height == 0
     # Production's NOT NULL columns without server defaults were supplied by the job.
     assert scalar(prod_db_url, "SELECT count(*) FROM movimentacao_estoque WHERE criado_em IS NULL OR atualizado_em IS NULL") == 0
     assert scalar(prod_db_url, "SELECT bool_and(ativo) FROM relatorio_faturamento_importado") is True
