@@ -50,6 +50,8 @@ def test_check_on_production_ready(prod_db_url, odoo, monkeypatch, capsys):
     assert report["ready"] and report["blockers"] == []
     assert report["features"]["inconsistencia_faturamento"] is False and report["features"]["revertida"] is True
     assert report["database"]["time_zone"] and report["indexes_missing"] == []
+    assert "inconsistencia_faturamento" not in report["grants_needed"]  # the table production dropped is not asked for
+    assert report["grants_needed"]["faturamento_parcial_justificativa"] == ["SELECT", "INSERT"]
     run = report["first_run"]
     assert run["mode"] == "full" and run["odoo_nfs"] == _moves_in_domain()
     # Three posted NFs without a movement; only the one inside the catch-up bound would be processed.

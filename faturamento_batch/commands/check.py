@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from ..db.connection import adbc_connect, database_url, describe
 from ..db.existing import DUPLICATES_SHOWN, missing_indexes, read_found_schema
 from ..db.features import read_features
-from ..db.privileges import CHECK_SQL, GrantCheck, missing_grants_error
+from ..db.privileges import CHECK_SQL, GrantCheck, grants, missing_grants_error
 from ..db.schema import JOB_TABLES
 from ..errors import FaturamentoError
 from ..odoo.fields import MODELS, MOVE, MOVE_STATES, TIPOS_PEDIDO
@@ -190,6 +190,7 @@ def _database_checks(settings: Settings, report: CheckReport, cur, where: str) -
                 report.add("data", False, f"{int(rows[0][-1])} duplicate key(s) in `{need.table}` ({', '.join(need.columns)}): "
                                           f"{shown} — merge them first; all of them: {need.duplicates_sql(limit=False)}")  # fmt: skip
 
+    report.facts["grants_needed"] = grants(settings.stock, features=features)  # what `sync` will ask for here
     check = GrantCheck.build(include_stock=settings.stock)
     cur.execute(f"SELECT $1::text, $2::text, {CHECK_SQL.strip()}", ("", "", *check.params()))
     denied = missing_grants_error(cur.fetchone()[2], role)

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import PermissionDenied
+from .features import Features
 
 # table → privileges the import (DESIGN §5) needs on it.
 IMPORT_GRANTS: dict[str, tuple[str, ...]] = {
@@ -40,11 +41,18 @@ STOCK_GRANTS: dict[str, tuple[str, ...]] = {
 DATABASE_GRANTS = ("TEMP",)  # staged temporary tables
 
 
-def grants(include_stock: bool = True, dry_run: bool = False) -> dict[str, tuple[str, ...]]:
-    """table → privileges a run needs (a dry run only reads: SELECT)."""
+# Optional tables (DESIGN §10) → the feature that says whether the database has them.
+FEATURE_TABLES = {"inconsistencia_faturamento": "inconsistencia_faturamento"}
+
+
+def grants(include_stock: bool = True, dry_run: bool = False, features: Features | None = None) -> dict[str, tuple[str, ...]]:
+    """table → privileges a run needs (a dry run only reads: SELECT). With `features`, a table
+    the database does not have (production dropped `inconsistencia_faturamento`) is not listed."""
     out = {t: list(p) for t, p in IMPORT_GRANTS.items()}
     if include_stock:
         for table, privileges in STOCK_GRANTS.items():
+            if features is not None and table in FEATURE_TABLES and not getattr(features, FEATURE_TABLES[table]):
+                continue
             out.setdefault(table, [])
             out[table] += [p for p in privileges if p not in out[table]]
     if dry_run:
