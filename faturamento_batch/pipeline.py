@@ -180,6 +180,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         "dry_run": settings.dry_run,
         "apply_drift": settings.apply_drift,
         "started_at": started_at,
+        "rules": settings.rules.as_dict(),  # the effective business rules (DESIGN §10)
     }
     writer = None
     reads: list = []  # the read stages' summaries, for the statement count
