@@ -67,7 +67,7 @@ def make_source(settings: Settings) -> Source:
     if settings.source is not None:
         from .odoo.dataset import DatasetSource
 
-        return DatasetSource(settings.source)
+        return DatasetSource(settings.source, settings.rules)
     if settings.odoo_url:
         from .odoo.extract import OdooSource
 
@@ -220,7 +220,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         result = transform(batch.frames)
         clock.phase("transform", t)
         lines = result.lines
-        rejected_ratio = result.rejected.height / max(result.in_domain, 1)
+        # Policy rejections (`no_origin`, DESIGN §10) are outside the ratio: numerator and denominator.
+        rejected_ratio = result.ratio_rejected / max(result.in_domain - result.policy_rejected, 1)
 
         def read_diff_write() -> ChangeSet:
             """The post-extract part, one write transaction: read state → diff → write → commit."""
@@ -243,6 +244,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 "odoo_lines": result.in_domain,
                 "lines": lines.height,
                 "merged_lines": result.merged,
+                "policy_rejected": result.policy_rejected,
                 "existing_lines_read": state.lines.height,
             }
             manifest.update(
@@ -259,7 +261,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             if rejected_ratio > settings.max_reject_ratio:
                 top = cs.rejected.group_by("reason").len().sort("len", descending=True).head(3)
                 raise RejectRatioExceeded(
-                    result.rejected.height, result.in_domain, settings.max_reject_ratio,
+                    result.ratio_rejected, result.in_domain - result.policy_rejected, settings.max_reject_ratio,
                     list(zip(top["reason"].to_list(), top["len"].to_list())),
                 )  # fmt: skip
 
