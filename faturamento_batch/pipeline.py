@@ -189,7 +189,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         source = source or make_source(settings)
         manifest["source"] = settings.scrub(source.description)
         # One resolved setting for both drivers, with the job's name and its statement and lock bounds.
-        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
+        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout,
+                                  settings.rules.time_zone)
         writer = Writer(adbc_connect(url))
         writer.role = url.get("user") or ""
         clock.phase("connect", t)
@@ -359,7 +360,8 @@ def run_stock(settings: Settings) -> RunResult:
     reads: list = []
     try:
         t = time.perf_counter()
-        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
+        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout,
+                                  settings.rules.time_zone)
         writer = Writer(adbc_connect(url))
         writer.role = url.get("user") or ""
         clock.phase("connect", t)
