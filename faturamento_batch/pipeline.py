@@ -23,6 +23,7 @@ from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
 from .db.privileges import GrantCheck
+from .db.read_stock import CatchUp
 from .db.read import read_existing, read_existing_on
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
@@ -128,7 +129,8 @@ def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start,
         if settings.stock:
             t = time.perf_counter()
             cs, existing = outcome.stock_inputs()
-            stock = stock_stage.plan_for_sync(url, cs, existing, full=True)
+            stock = stock_stage.plan_for_sync(url, cs, existing, full=True,
+                                              catch_up=CatchUp.of(settings.rules, settings.job, start.now))
             del cs, existing
             reads.append(stock)
             clock.phase("stock", t)
@@ -269,7 +271,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             stock = None
             if settings.stock:
                 t = time.perf_counter()
-                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full)
+                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full,
+                                                  catch_up=CatchUp.of(settings.rules, settings.job, start.now))
                 reads.append(stock)
                 clock.phase("stock", t)
                 _report_stock(manifest, run_dir, stock)
@@ -370,7 +373,7 @@ def run_stock(settings: Settings) -> RunResult:
         clock.phase("lock", t)
         log.info("run %s: stock stage for %s", run_id, ", ".join(settings.stock_nfs) or "the pending NFs")
         t = time.perf_counter()
-        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs))
+        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs), CatchUp.of(settings.rules, settings.job, start.now))
         reads.append(stock)
         clock.phase("stock", t)
         _report_stock(manifest, run_dir, stock)
