@@ -358,7 +358,8 @@ def run_stock(settings: Settings) -> RunResult:
     clock = _Clock()
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     manifest: dict = {"run_id": run_id, "job": settings.job, "status": "running", "mode": "stock",
-                      "dry_run": settings.dry_run, "started_at": started_at, "nfs": list(settings.stock_nfs)}  # fmt: skip
+                      "dry_run": settings.dry_run, "started_at": started_at, "nfs": list(settings.stock_nfs),
+                      "rules": settings.rules.as_dict()}  # fmt: skip
     writer = None
     reads: list = []
     try:
