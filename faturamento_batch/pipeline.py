@@ -37,7 +37,7 @@ from .odoo.source import RawBatch, Source
 from .settings import Settings
 from .stock_stage import StockStage
 from .write_retries import with_write_retries
-from .transform import transform
+from .transform import POLICY_REASONS, transform
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             clock.phase("artifacts", t)
 
             if rejected_ratio > settings.max_reject_ratio:
-                top = cs.rejected.group_by("reason").len().sort("len", descending=True).head(3)
+                counted = cs.rejected.filter(~cs.rejected.get_column("reason").is_in(list(POLICY_REASONS)))
+                top = counted.group_by("reason").len().sort("len", descending=True).head(3)
                 raise RejectRatioExceeded(
                     result.ratio_rejected, result.in_domain - result.policy_rejected, settings.max_reject_ratio,
                     list(zip(top["reason"].to_list(), top["len"].to_list())),

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from faturamento_batch.artifacts import read_manifest
 from faturamento_batch.cli import main
+from faturamento_batch.db.read_stock import CatchUp, catch_up_preview
 
 from .builders import build_dataset
 from .dbutil import load_rows, scalar
@@ -44,6 +45,9 @@ def test_first_run_processes_only_nfs_within_the_bounds(db_url, tmp_path):
     dataset = build_dataset(tmp_path / "odoo", moves=1)
     runs = tmp_path / "runs"
 
+    # What a preflight says beforehand: from today (no run recorded yet), one NF.
+    assert catch_up_preview(db_url, CatchUp(today, 7, None, "faturamento")) == (today, 1)
+    assert catch_up_preview(db_url, CatchUp(today, 60, date(2020, 1, 1), "faturamento")) == (today - timedelta(days=60), 3)
     # First run, default rules: stock_since is today (recorded), so only today's NF is caught up.
     manifest = _sync(db_url, dataset, runs)
     assert manifest["mode"] == "full" and manifest["rules"]["stock_catch_up_days"] == 7

@@ -82,16 +82,17 @@ def test_the_domain_rules_over_the_wire(db_url, tmp_path, monkeypatch, chunk_siz
     assert manifest["rules"]["excluded_companies"] == [5]
 
 
-def test_bad_data_still_trips_the_ratio_beside_policy_rejections(db_url, tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk_size", ["0", "40000"])  # the one-piece and the chunked full run
+def test_bad_data_still_trips_the_ratio_beside_policy_rejections(db_url, tmp_path, monkeypatch, chunk_size):
     ds = _dataset(tmp_path / "odoo")
     lines = json.loads((ds / f"{LINE}.json").read_text())
     lines[0]["quantity"] = 0.0  # 1 bad line of the 12 importable ones: 8.3 % (with the 8 no_origin: 45 %)
     (ds / f"{LINE}.json").write_text(json.dumps(lines))
     with ReplayServer(ds) as odoo:
-        code, manifest, _ = _sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--max-reject-ratio", "0.08")
+        code, manifest, _ = _sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--max-reject-ratio", "0.08", "--chunk-size", chunk_size)
         assert code == 1 and manifest["error_type"] == "RejectRatioExceeded"
         assert "no_origin" not in manifest["error"]
-        code, manifest, _ = _sync(odoo, db_url, tmp_path / "runs2", monkeypatch, "--max-reject-ratio", "0.09")
+        code, manifest, _ = _sync(odoo, db_url, tmp_path / "runs2", monkeypatch, "--max-reject-ratio", "0.09", "--chunk-size", chunk_size)
     assert code == 0 and manifest["reject_ratio"] == pytest.approx(1 / 12, abs=1e-6)
 
 

@@ -161,6 +161,16 @@ WHERE {_MODULE_PRESENT}
 """
 
 
+def catch_up_preview(url, catch_up: CatchUp) -> tuple[date, int]:
+    """What the bounded catch-up would take now, without running it (for a preflight): its
+    lower bound and how many posted NFs without a FATURAMENTO movement it would process. One query."""
+    query = f"""WITH catch_up AS ({catch_up.sql()})
+SELECT (SELECT since FROM catch_up) AS since, count(DISTINCT nfs.numero_nf) AS nfs FROM ({_CATCH_UP}) nfs"""
+    frame = read_frame(url, query, WHAT, schema=pl.Schema({"since": pl.Date, "nfs": pl.Int64}))
+    since, nfs = frame.row(0)
+    return since, int(nfs)
+
+
 @dataclass
 class CandidateLines:
     lines: pl.DataFrame  # schemas.STOCK_NF_LINE, as the database holds them
