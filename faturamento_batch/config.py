@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
 
@@ -69,6 +70,16 @@ _KINDS: dict[str, str] = {
 assert set(_KINDS) == {f.name for f in fields(Rules)}
 
 
+def _known_zone(name: str) -> bool:
+    """A zone the IANA database knows (PostgreSQL's names are the same): a typo is exit 2
+    here, not a refused connection at the run's start."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper()
 
@@ -92,8 +103,8 @@ def _check(key: str, value: Any, origin: str) -> Any:
             raise ConfigError(f"{where} lists no invoice type: nothing would ever be imported")
         return values
     if kind == "zone":
-        if not isinstance(value, str) or not _ZONE.match(value):
-            raise ConfigError(f"{where} must be a time zone name such as `America/Sao_Paulo` or `UTC`, got {value!r:.200}")
+        if not isinstance(value, str) or not _ZONE.match(value) or not _known_zone(value):
+            raise ConfigError(f"{where} must be an IANA time zone name such as `America/Sao_Paulo` or `UTC`, got {value!r:.200}")
         return value
     if kind == "days":
         if type(value) is not int or value < 0:

@@ -72,6 +72,7 @@ def test_precedence_defaults_file_environment_flags(tmp_path):
         ("stock_since = '2026-08-01'\n", "stock_since"),
         ("stock_since = 2026-08-01T10:00:00\n", "stock_since"),
         ("time_zone = 'UTC -c work_mem=1GB'\n", "time_zone"),
+        ("time_zone = 'America/Sao_Paolo'\n", "time_zone"),  # a typo
         ("[odoo]\ninvoice_types = ['venda']\n", "odoo"),
     ],
 )
