@@ -108,3 +108,14 @@ def test_the_rules_change_the_domain(tmp_path):
     expected = sorted({m for m in range(1, 13) if m not in (2, 3, 4, 5)})  # the other types out, company 5 in
     for batch in (wire, local):
         assert sorted(batch.frames[LINE].get_column("move_id").unique().to_list()) == expected
+
+
+def test_the_replay_serves_company_id_as_odoo_does(tmp_path):
+    from faturamento_batch.replay.data import ReplayData
+
+    data = ReplayData(_dataset(tmp_path / "odoo"))
+    assert data.execute(MOVE, "fields_get", [], {"attributes": ["type", "relation"]})["company_id"] == {
+        "type": "many2one", "relation": "res.company"}  # fmt: skip
+    rows = data.execute(MOVE, "search_read", [[("company_id", "not in", [5])]], {"fields": ["company_id"]})
+    # a move without the field reads as false and is kept by `not in`, as Odoo keeps a null
+    assert {r["id"]: r["company_id"] for r in rows if r["id"] in (COMPANY_5, NO_COMPANY)} == {NO_COMPANY: False}
