@@ -15,6 +15,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .config import load_rules
 from .errors import FaturamentoError
 from .settings import Settings, env_settings, parse_nfs, redact
 
@@ -64,6 +65,30 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", type=Path, help="where the embedded server and the Odoo cache live (default .faturamento)")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help="TOML file of business rules (default FATURAMENTO_CONFIG; see the README's Configuration)")
+
+
+def _texts(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _texts(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a list of whole numbers separated by commas") from None
+
+
+def _rules_options(p: argparse.ArgumentParser) -> None:
+    """Flags over the config file's rules (DESIGN §10); each wins over the file and the environment."""
+    p.add_argument("--invoice-types", type=_texts, metavar="T,T…", help="l10n_br_tipo_pedido values imported")
+    p.add_argument("--excluded-companies", type=_ints, metavar="ID,ID…", help="Odoo company ids never imported (default 5)")
+    p.add_argument("--pallet-codes", type=_texts, metavar="CODE,CODE…", help="product codes without a FATURAMENTO movement")
+    p.add_argument("--time-zone", metavar="ZONE", help="session time zone of every connection (default America/Sao_Paulo)")
+    p.add_argument("--stock-catch-up-days", type=int, metavar="DAYS", help="stock catch-up window (default 7)")
+    p.add_argument("--stock-since", type=_date, metavar="YYYY-MM-DD",
+                   help="the stock catch-up never looks before this date (default: the first run's day, recorded)")
 
 
 def _runs_options(p: argparse.ArgumentParser) -> None:
@@ -117,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "textfile collector (default FATURAMENTO_METRICS_FILE)")
     p.add_argument("--no-stock", action="store_true",
                    help="skip the stock stage (a database without the stock module)")
+    _rules_options(p)
 
     p = sub.add_parser("check", help="read-only preflight before the switch: Odoo, database, grants, schema, "
                                       "duplicates, indexes, rules, and what the first run would do")
@@ -136,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="compute and report what the stage would write, write nothing")
     p.add_argument("--artifacts-dir", type=Path, help="where runs/<run-id>/ go (default ./runs)")
     _run_options(p)
+    _rules_options(p)
 
     p = sub.add_parser("runs", help="recent runs and their manifests")
     _runs_options(p)  # `runs` alone is `runs list`
@@ -181,7 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace, **extra) -> Settings:
     get = lambda name: getattr(args, name, None)  # noqa: E731
     overlap = get("overlap_minutes")
+    rules = load_rules(get("config"), flags={
+        key: get(key) for key in ("invoice_types", "excluded_companies", "pallet_codes", "time_zone",
+                                  "stock_catch_up_days", "stock_since")
+    })  # fmt: skip
     return env_settings(
+        rules=rules,
         database_url=get("database_url"),
         state_dir=get("state_dir"),
         artifacts_dir=get("artifacts_dir"),

@@ -103,11 +103,17 @@ class ConnInfo:
                 params[key] = value
         return ConnInfo(params)
 
-    def with_session(self, application_name: str, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0) -> "ConnInfo":
+    def with_session(self, application_name: str, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0,
+                     time_zone: str | None = None) -> "ConnInfo":
         """The job's session settings merged into the user's: their `application_name` wins, and
-        `statement_timeout`/`lock_timeout` go before their `options`, so an explicit one of theirs wins too."""
-        ours = " ".join(f"-c {name}={ms}" for name, ms in (("statement_timeout", statement_timeout_ms),
-                                                          ("lock_timeout", lock_timeout_ms)) if ms > 0)  # fmt: skip
+        `statement_timeout`/`lock_timeout`/`TimeZone` go before their `options`, so an explicit one of
+        theirs wins too (the server applies `-c` options in order). `time_zone` is a checked zone
+        name (`config.Rules.time_zone`: no space, no quote)."""
+        settings = [(name, ms) for name, ms in (("statement_timeout", statement_timeout_ms),
+                                                ("lock_timeout", lock_timeout_ms)) if ms > 0]  # fmt: skip
+        if time_zone:
+            settings.append(("TimeZone", time_zone))
+        ours = " ".join(f"-c {name}={value}" for name, value in settings)
         options = " ".join(o for o in (ours, self.params.get("options", "")) if o)
         return self.replace(
             application_name=self.params.get("application_name") or application_name,

@@ -39,7 +39,7 @@ from .odoo.chunks import ChunkedExtraction, one_chunk
 from .odoo.source import Source
 from .schemas import CONSOLIDATION, KEY, LINE, LINE_VALUES, NEW_PRODUCT, REJECTED, STATUS_CHANGE, STOCK_NF_LINE
 from .settings import Settings
-from .transform import TransformResult, nfs_on_several_moves, transform
+from .transform import POLICY_REASONS, TransformResult, nfs_on_several_moves, transform
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,9 @@ class _Run:
         self.artifacts["orphans"].append(orphans)
         self.counts["orphans"] += orphans.height
 
+    def policy_rejected(self) -> int:
+        return sum(n for reason, n in self.reasons.items() if reason in POLICY_REASONS)
+
     def listed(self, key: str) -> list[str]:
         parts = self.downstream.get(key, [])
         return pl.concat(parts).unique().sort().to_list() if parts else []
@@ -345,9 +348,10 @@ def run_full(settings: Settings, source: Source, writer: Writer, now: datetime, 
         summary.rows["faturamento_produto.insert"] = written
     return FullOutcome(
         counts={**run.counts, "odoo_lines": run.in_domain, "lines": run.lines, "merged_lines": run.merged,
+                "policy_rejected": run.policy_rejected(),
                 "existing_lines_read": state.rows["lines"]},
         rows_to_write=run.rows_to_write,
-        reject_ratio=round(run.counts["rejected"] / max(run.in_domain, 1), 6),
+        reject_ratio=round(_ratio_rejected(run) / max(run.in_domain - run.policy_rejected(), 1), 6),
         downstream={k: run.listed(k) for k in ("nfs_inserted", "nfs_changed", "nfs_to_reprocess", "cnpjs_touched")},
         max_write_date=run.max_write_date,
         odoo=extraction.stats.as_dict(),
@@ -380,8 +384,14 @@ def _insert_batches(run: _Run, out: queue.Queue, schema) -> Iterator:
         yield from to_arrow(item).cast(schema).to_batches()
 
 
+def _ratio_rejected(run: _Run) -> int:
+    """Rejected lines that count toward the abort: policy rejections (`no_origin`) do not."""
+    return run.counts["rejected"] - run.policy_rejected()
+
+
 def _check_rejects(run: _Run, settings: Settings) -> None:
-    rejected = run.counts["rejected"]
-    if rejected / max(run.in_domain, 1) > settings.max_reject_ratio:
-        top = sorted(run.reasons.items(), key=lambda kv: -kv[1])[:3]
-        raise RejectRatioExceeded(rejected, run.in_domain, settings.max_reject_ratio, top)
+    rejected = _ratio_rejected(run)
+    considered = run.in_domain - run.policy_rejected()
+    if rejected / max(considered, 1) > settings.max_reject_ratio:
+        top = sorted(((r, n) for r, n in run.reasons.items() if r not in POLICY_REASONS), key=lambda kv: -kv[1])[:3]
+        raise RejectRatioExceeded(rejected, considered, settings.max_reject_ratio, top)

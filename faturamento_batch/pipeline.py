@@ -23,6 +23,7 @@ from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
 from .db.privileges import GrantCheck
+from .db.read_stock import CatchUp
 from .db.read import read_existing, read_existing_on
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
@@ -36,7 +37,7 @@ from .odoo.source import RawBatch, Source
 from .settings import Settings
 from .stock_stage import StockStage
 from .write_retries import with_write_retries
-from .transform import transform
+from .transform import POLICY_REASONS, transform
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def make_source(settings: Settings) -> Source:
     if settings.source is not None:
         from .odoo.dataset import DatasetSource
 
-        return DatasetSource(settings.source)
+        return DatasetSource(settings.source, settings.rules)
     if settings.odoo_url:
         from .odoo.extract import OdooSource
 
@@ -128,7 +129,9 @@ def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start,
         if settings.stock:
             t = time.perf_counter()
             cs, existing = outcome.stock_inputs()
-            stock = stock_stage.plan_for_sync(url, cs, existing, full=True, features=start.features)
+            stock = stock_stage.plan_for_sync(url, cs, existing, full=True,
+                                              catch_up=CatchUp.of(settings.rules, settings.job, start.now),
+                                              features=start.features)
             del cs, existing
             reads.append(stock)
             clock.phase("stock", t)
@@ -180,6 +183,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         "dry_run": settings.dry_run,
         "apply_drift": settings.apply_drift,
         "started_at": started_at,
+        "rules": settings.rules.as_dict(),  # the effective business rules (DESIGN §10)
     }
     writer = None
     reads: list = []  # the read stages' summaries, for the statement count
@@ -188,7 +192,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         source = source or make_source(settings)
         manifest["source"] = settings.scrub(source.description)
         # One resolved setting for both drivers, with the job's name and its statement and lock bounds.
-        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
+        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout,
+                                  settings.rules.time_zone)
         writer = Writer(adbc_connect(url))
         writer.role = url.get("user") or ""
         clock.phase("connect", t)
@@ -220,7 +225,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         result = transform(batch.frames)
         clock.phase("transform", t)
         lines = result.lines
-        rejected_ratio = result.rejected.height / max(result.in_domain, 1)
+        # Policy rejections (`no_origin`, DESIGN §10) are outside the ratio: numerator and denominator.
+        rejected_ratio = result.ratio_rejected / max(result.in_domain - result.policy_rejected, 1)
 
         def read_diff_write() -> ChangeSet:
             """The post-extract part, one write transaction: read state → diff → write → commit."""
@@ -243,6 +249,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 "odoo_lines": result.in_domain,
                 "lines": lines.height,
                 "merged_lines": result.merged,
+                "policy_rejected": result.policy_rejected,
                 "existing_lines_read": state.lines.height,
             }
             manifest.update(
@@ -257,16 +264,19 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             clock.phase("artifacts", t)
 
             if rejected_ratio > settings.max_reject_ratio:
-                top = cs.rejected.group_by("reason").len().sort("len", descending=True).head(3)
+                counted = cs.rejected.filter(~cs.rejected.get_column("reason").is_in(list(POLICY_REASONS)))
+                top = counted.group_by("reason").len().sort("len", descending=True).head(3)
                 raise RejectRatioExceeded(
-                    result.rejected.height, result.in_domain, settings.max_reject_ratio,
+                    result.ratio_rejected, result.in_domain - result.policy_rejected, settings.max_reject_ratio,
                     list(zip(top["reason"].to_list(), top["len"].to_list())),
                 )  # fmt: skip
 
             stock = None
             if settings.stock:
                 t = time.perf_counter()
-                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full, features=start.features)
+                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full,
+                                                  catch_up=CatchUp.of(settings.rules, settings.job, start.now),
+                                              features=start.features)
                 reads.append(stock)
                 clock.phase("stock", t)
                 _report_stock(manifest, run_dir, stock)
@@ -352,12 +362,14 @@ def run_stock(settings: Settings) -> RunResult:
     clock = _Clock()
     started_at = datetime.now(timezone.utc).replace(tzinfo=None)
     manifest: dict = {"run_id": run_id, "job": settings.job, "status": "running", "mode": "stock",
-                      "dry_run": settings.dry_run, "started_at": started_at, "nfs": list(settings.stock_nfs)}  # fmt: skip
+                      "dry_run": settings.dry_run, "started_at": started_at, "nfs": list(settings.stock_nfs),
+                      "rules": settings.rules.as_dict()}  # fmt: skip
     writer = None
     reads: list = []
     try:
         t = time.perf_counter()
-        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
+        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout,
+                                  settings.rules.time_zone)
         writer = Writer(adbc_connect(url))
         writer.role = url.get("user") or ""
         clock.phase("connect", t)
@@ -367,7 +379,8 @@ def run_stock(settings: Settings) -> RunResult:
         clock.phase("lock", t)
         log.info("run %s: stock stage for %s", run_id, ", ".join(settings.stock_nfs) or "the pending NFs")
         t = time.perf_counter()
-        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs), start.features)
+        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs), CatchUp.of(settings.rules, settings.job, start.now),
+                                         start.features)
         reads.append(stock)
         clock.phase("stock", t)
         _report_stock(manifest, run_dir, stock)

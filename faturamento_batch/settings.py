@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+from .config import Rules, load_rules
 from .dsn import password_of
 from .errors import ConfigError
 
@@ -67,6 +68,8 @@ class Settings:
     # The stock stage (DESIGN §9): on in `sync` unless `--no-stock`; `stock --nfs` lists NFs.
     stock: bool = True
     stock_nfs: tuple[str, ...] = ()
+    # Business rules (DESIGN §10): `config.load_rules` — file < environment < flags.
+    rules: Rules = field(default_factory=Rules)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -130,6 +133,8 @@ def env_settings(**overrides) -> Settings:
     if env.get("FATURAMENTO_METRICS_FILE"):
         values["metrics_file"] = Path(env["FATURAMENTO_METRICS_FILE"])
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if "rules" not in values:  # the caller gave none: the file and environment still apply
+        values["rules"] = load_rules()
     settings = Settings(**values)
     if not 0 <= settings.max_reject_ratio <= 1:
         raise ConfigError("`--max-reject-ratio` must be between 0 and 1 (0.05 is 5 %)")

@@ -6,8 +6,9 @@ and the manifest's `stock` section. `StockStage.write` sends the plan through th
 run's `Writer`, inside the run's one transaction, after the import's writes.
 
 Which NFs (the candidates; `plan_stock` keeps the posted ones): in a sync, the NFs
-with inserted lines and the reactivated ones, the pending NFs and, in full runs,
-every posted NF without a FATURAMENTO movement; in `stock`, the pending NFs or
+with inserted lines and the reactivated ones, the pending NFs and the bounded
+catch-up (`read_stock.CatchUp`: posted NFs without a FATURAMENTO movement of the
+last days, DESIGN §10); in `stock`, the pending NFs or
 the listed ones. Lines of NFs the run's batch holds are taken as they will stand
 after the import's writes (`lines_after_import`); the others as the database
 holds them. The run's own cancellation cascade is applied to what was read
@@ -23,7 +24,7 @@ from datetime import datetime
 import polars as pl
 
 from .db.features import Features
-from .db.read_stock import StockState, read_candidate_lines, read_stock_state
+from .db.read_stock import CatchUp, StockState, read_candidate_lines, read_stock_state
 from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from .db.write_stock import StockWriteSummary, write_stock
 from .diff import ChangeSet
@@ -201,13 +202,15 @@ def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, ti
     return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings)
 
 
-def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool, features: Features = Features()) -> StockStage:
-    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from."""
+def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool, catch_up: CatchUp | None = None,
+                  features: Features = Features()) -> StockStage:
+    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from;
+    `catch_up`, the bounded catch-up of every run (DESIGN §10; None: none)."""
     started = time.perf_counter()
     after = lines_after_import(cs, existing)
     seeds = pl.concat([cs.inserts.select("numero_nf"), cs.reactivations.select("numero_nf")]).unique()
     cancelled = cs.cancellations.get_column("numero_nf").to_list()
-    found = read_candidate_lines(url, pending=True, catch_up=full, cancelled=cancelled, features=features)
+    found = read_candidate_lines(url, pending=True, catch_up=catch_up, cancelled=cancelled, features=features)
     wanted = pl.concat([seeds, found.lines.select("numero_nf")]).unique()
     lines = pl.concat([
         after.join(wanted, on="numero_nf", how="semi"),
@@ -217,10 +220,13 @@ def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool
     return _plan(url, lines, cs.cancellations, found.statements, timings, features)
 
 
-def plan_for_nfs(url: str, nfs: list[str] | None, features: Features = Features()) -> StockStage:
-    """The stage alone (`stock`): the listed NFs as the database holds them, or the pending NFs."""
+def plan_for_nfs(url: str, nfs: list[str] | None, catch_up: CatchUp | None = None,
+                 features: Features = Features()) -> StockStage:
+    """The stage alone (`stock`): the listed NFs as the database holds them, or the pending NFs
+    and the bounded `catch_up`."""
     started = time.perf_counter()
-    found = read_candidate_lines(url, pending=not nfs, catch_up=False, listed=nfs or [], features=features)
+    found = read_candidate_lines(url, pending=not nfs, catch_up=None if nfs else catch_up, listed=nfs or [],
+                                 features=features)
     if nfs:
         listed = pl.Series("numero_nf", nfs, dtype=pl.String)
         missing = listed.filter(~listed.is_in(found.lines.get_column("numero_nf").implode())).to_list()

@@ -48,10 +48,17 @@ NO_PRODUCT_CODE = "no_product_code"
 NUMBER_OUT_OF_RANGE = "number_out_of_range"
 NO_INVOICE_DATE = "no_invoice_date"
 NF_ON_SEVERAL_MOVES = "nf_number_on_several_moves"
+# An NF without a sales order (`invoice_origin` false, empty or the text 'false') is not
+# imported (DESIGN §10): checked right after the move is known, so its lines are all
+# `no_origin` whatever else they hold.
+NO_ORIGIN = "no_origin"
 REASONS = (
-    NO_PRODUCT, NO_MOVE, QUANTITY_NOT_POSITIVE, NO_NF_NUMBER, NO_PRODUCT_CODE,
+    NO_PRODUCT, NO_MOVE, NO_ORIGIN, QUANTITY_NOT_POSITIVE, NO_NF_NUMBER, NO_PRODUCT_CODE,
     NUMBER_OUT_OF_RANGE, NO_INVOICE_DATE, NF_ON_SEVERAL_MOVES,
 )  # fmt: skip
+# Rejections that are a policy, not bad data: reported, never counted toward the
+# reject-ratio abort (`TransformResult.policy_rejected`).
+POLICY_REASONS = frozenset({NO_ORIGIN})
 
 
 # Large batches go through the streaming engine (in batches, bounding what is held
@@ -65,6 +72,12 @@ class TransformResult:
     rejected: pl.DataFrame  # schemas.REJECTED
     in_domain: int  # Odoo lines considered (after dropping repeated line ids)
     merged: int  # Odoo lines folded into another line of the same NF and product
+    policy_rejected: int = 0  # rejected lines whose reason is in POLICY_REASONS (outside the abort ratio)
+
+    @property
+    def ratio_rejected(self) -> int:
+        """Rejected lines that count toward the reject-ratio abort (bad data, not policy)."""
+        return self.rejected.height - self.policy_rejected
 
 
 def clean(expr: pl.Expr) -> pl.Expr:
@@ -153,6 +166,8 @@ def _move_fields(frames: dict[str, pl.DataFrame], users: pl.LazyFrame) -> pl.Laz
         cut(clean(pl.col("m_team_id__name")), "equipe_vendas").alias("equipe_vendas"),
         cut(pl.coalesce(clean(incoterm_name.str.extract(r"\[([^\]]*)\]", 1)), incoterm_name), "incoterm").alias("incoterm"),
         cut(pl.coalesce(clean(pl.col("m_invoice_origin")), pl.lit("")), "origem").alias("origem"),
+        # Production's test, on the trimmed text: false, empty, or the word 'false' as Odoo stores it.
+        clean(pl.col("m_invoice_origin")).fill_null("false").eq("false").alias("m_no_origin"),
         clean(pl.col("m_state"))
         .replace_strict(STATUS_BY_STATE, default=STATUS_DEFAULT, return_dtype=pl.String)
         .fill_null(STATUS_DEFAULT)
@@ -239,6 +254,7 @@ def _reason(raw_numbers_ok: pl.Expr) -> pl.Expr:
     return (
         pl.when(pl.col("product_id").is_null() | pl.col("pp_id").is_null()).then(pl.lit(NO_PRODUCT))
         .when(pl.col("move_id").is_null() | pl.col("m_id").is_null()).then(pl.lit(NO_MOVE))
+        .when(pl.col("m_no_origin")).then(pl.lit(NO_ORIGIN))
         # Polars orders NaN above every number, so NaN > 0 holds: test it by name.
         # A quantity below the column's 0.001 is 0.000 once stored: not positive either.
         .when(
@@ -327,6 +343,7 @@ def transform(frames: dict[str, pl.DataFrame], several_moves: pl.Series | None =
         rejected=rejected.cast(dict(REJECTED)),  # type: ignore[arg-type]
         in_domain=in_domain,
         merged=repeated.height - merged.height,
+        policy_rejected=rejected.filter(pl.col("reason").is_in(list(POLICY_REASONS))).height,
     )
 
 

@@ -42,7 +42,9 @@ TEMPLATE = "product.template"
 MUNICIPIO = "l10n_br_ciel_it_account.res.municipio"
 USER = "res.users"
 
-TIPOS_PEDIDO = ("venda", "bonificacao")
+# Production's rules (DESIGN §10): five invoice types, company 5's moves excluded.
+TIPOS_PEDIDO = ("venda", "bonificacao", "industrializacao", "exportacao", "venda-industrializacao")
+EXCLUDED_COMPANIES = (5,)
 MOVE_STATES = ("posted", "cancel")
 
 # faturamento_produto column widths (DESIGN appendix).
@@ -229,6 +231,8 @@ def domain_lines(records_by_model: dict[str, list[dict]], since: datetime | None
             and move is not None
             and move.get("l10n_br_tipo_pedido") in TIPOS_PEDIDO
             and move.get("state") in MOVE_STATES
+            # Odoo's `not in` keeps a move without a company
+            and m2o(move.get("company_id"))[0] not in EXCLUDED_COMPANIES
         )
 
     lines = [line for line in records_by_model.get(LINE, []) if in_domain(line)]
@@ -334,6 +338,8 @@ def _map_line(line: dict, rel: dict[str, dict[int, dict]]) -> tuple[dict, str | 
         reason = "no_product"
     elif move is None:
         reason = "no_move"
+    elif text(mv.get("invoice_origin")) in (None, "false"):
+        reason = "no_origin"  # an NF without a sales order: policy, not imported (DESIGN §10)
     elif qtd_raw is None or math.isnan(qtd_raw) or qtd_raw <= 0 or (qtd is not None and qtd <= 0):
         # missing, NaN or ≤ 0 (also once rounded to the column: 0.0004 is 0.000); +inf is out of range below
         reason = "quantity_not_positive"

@@ -62,7 +62,9 @@ def _several_moves_dataset(path: Path) -> Path:
     moves = json.loads(moves_file.read_text())
     with_lines = {line["move_id"][0] for line in json.loads((path / dataset_file(LINE)).read_text()) if line["move_id"]}
     usable = [m for m in moves if m["id"] in with_lines and m["l10n_br_numero_nota_fiscal"]
-              and m["state"] in ("posted", "cancel") and m["l10n_br_tipo_pedido"] in ("venda", "bonificacao")]  # fmt: skip
+              and m["state"] in ("posted", "cancel") and m["l10n_br_tipo_pedido"] in ("venda", "bonificacao")
+              and (m.get("company_id") or [None])[0] != 5  # company 5 is outside the domain (DESIGN §10)
+              and m["invoice_origin"] not in (False, "", "false")]  # no order: rejected as no_origin first  # fmt: skip
     usable[-1]["l10n_br_numero_nota_fiscal"] = " " + usable[0]["l10n_br_numero_nota_fiscal"] + " "  # cleaned: the same
     moves_file.write_text(json.dumps(moves))
     return path

@@ -109,7 +109,7 @@ def test_the_graph_sees_lazy_and_relative_imports():
 
 
 # Shared small things sit at the bottom; the stages and I/O shells never reach up to what runs them.
-BOTTOM = ("errors", "settings", "dsn", "schemas", "summary", "artifacts", "metrics")
+BOTTOM = ("errors", "config", "settings", "dsn", "schemas", "summary", "artifacts", "metrics")
 UPWARD = {
     "transform": ("pipeline", "commands", "cli", "db.read", "db.write", "odoo.transport", "odoo.extract"),
     "diff": ("pipeline", "commands", "cli", "db", "odoo"),

@@ -4,6 +4,8 @@ the `stock` command, `--no-stock`, dry runs, and a second sync changing nothing.
 
 from __future__ import annotations
 
+from datetime import date
+
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +14,7 @@ import pytest
 from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
 from faturamento_batch.db.connection import adbc_connect
-from faturamento_batch.db.read_stock import read_candidate_lines, read_stock_state
+from faturamento_batch.db.read_stock import CatchUp, read_candidate_lines, read_stock_state
 
 from .builders import build_dataset
 from .dbutil import load_rows, read_table, scalar, snapshot
@@ -132,15 +134,15 @@ def test_reads_only_the_run_s_nfs_and_orders(db_url, tmp_path, day1):
     })  # fmt: skip
     _execute(db_url, "UPDATE faturamento_produto SET status_nf = 'SEM_LOTE' WHERE numero_nf IN ('100001', '100003')")
     # Pending: 100001 (SEM_LOTE, its order has a candidate item); not 100003 (no item); never 100002 (Lançado).
-    found = read_candidate_lines(db_url, pending=True, catch_up=False)
+    found = read_candidate_lines(db_url, pending=True, catch_up=None)
     assert sorted(found.lines.get_column("numero_nf").unique()) == ["100001"] and found.lines.height == 3
-    # Catch-up: every posted NF without an active FATURAMENTO movement (100001 has one).
-    caught = read_candidate_lines(db_url, pending=False, catch_up=True)
+    # Catch-up: every posted NF without an active FATURAMENTO movement (100001 has one), within the bounds.
+    caught = read_candidate_lines(db_url, pending=False, catch_up=CatchUp(date(2026, 1, 6), 7, date(2026, 1, 1), "faturamento"))
     assert sorted(caught.lines.get_column("numero_nf").unique()) == ["100002", "100003"]
     # A cancellation in this run frees its items: the order has a candidate again.
     _execute(db_url, "UPDATE embarque_itens SET nota_fiscal = '555' WHERE pedido = 'PED1'")
-    assert read_candidate_lines(db_url, pending=True, catch_up=False).lines.height == 0
-    assert read_candidate_lines(db_url, pending=True, catch_up=False, cancelled=["555"]).lines.height == 3
+    assert read_candidate_lines(db_url, pending=True, catch_up=None).lines.height == 0
+    assert read_candidate_lines(db_url, pending=True, catch_up=None, cancelled=["555"]).lines.height == 3
 
     state = read_stock_state(db_url, ["100001"], ["PED1"])
     assert state.items.select("id", "pedido", "embarque_status").rows() == [(1, "PED1", "ativo")]

@@ -40,7 +40,7 @@ def _frames(quantity: float, gross_weight: float, lines: list[tuple[float, float
 
     recs = {m: [] for m in MODELS}
     recs["account.move"] = [{"id": 1, "state": "posted", "l10n_br_numero_nota_fiscal": "1", "l10n_br_tipo_pedido": "venda",
-                             "date": "2026-01-05"}]  # fmt: skip
+                             "date": "2026-01-05", "invoice_origin": "VCD1"}]  # fmt: skip
     recs["product.product"] = [{"id": 1, "name": "P", "product_tmpl_id": [1, "P"]}]
     recs["product.template"] = [{"id": 1, "name": "P", "default_code": "P1", "gross_weight": gross_weight}]
     pairs = lines or [(quantity, 1.0)]

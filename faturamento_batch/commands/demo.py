@@ -99,6 +99,25 @@ def _summary(result) -> str:
     return summary_text(result.manifest, result.run_dir)
 
 
+def _rules_note(dataset: Path, manifest: dict) -> str:
+    """What production's rules (DESIGN §10) made of the demo's Odoo: the invoice types read,
+    the excluded company's moves never read, the NFs without an order rejected."""
+    import polars as pl
+
+    from ..odoo.dataset import load_frames
+    from ..odoo.fields import MOVE
+
+    rules = manifest["rules"]
+    moves = load_frames(dataset)[MOVE]
+    types = moves.filter(pl.col("l10n_br_tipo_pedido").is_in(rules["invoice_types"])).group_by("l10n_br_tipo_pedido").len()
+    by_type = ", ".join(f"{t} {n}" for t, n in sorted(types.rows()))
+    excluded = moves.filter(pl.col("company_id").is_in(rules["excluded_companies"])).height
+    return (f"  rules: moves by invoice type read: {by_type}; {excluded} moves of company "
+            f"{'/'.join(map(str, rules['excluded_companies'])) or '-'} never read; "
+            f"{manifest['counts'].get('policy_rejected', 0)} lines of NFs without an order rejected as "
+            "no_origin (outside the reject ratio)")  # fmt: skip
+
+
 def run_demo(settings: Settings) -> int:
     from ..generator import generate_dataset, generate_next_day
     from ..odoo.dataset import read_meta
@@ -124,7 +143,9 @@ def run_demo(settings: Settings) -> int:
         )  # fmt: skip
         shutil.rmtree(root / "state" / "cache", ignore_errors=True)
         print("\n== day 1: first run (full) over JSON-RPC ==", file=sys.stderr)
-        print(_summary(run_sync(run)), file=sys.stderr)
+        first = run_sync(run)
+        print(_summary(first), file=sys.stderr)
+        print(_rules_note(day1, first.manifest), file=sys.stderr)
 
         _seed_logistics(url)
         _copy_dataset(day2, served)

@@ -39,12 +39,23 @@ def database(settings: Settings) -> ConnInfo:
     return conninfo(database_url(settings))
 
 
-def with_session_options(target: str | ConnInfo, statement_timeout_s: float = 0, lock_timeout_s: float = 0) -> ConnInfo:
+def with_session_options(target: str | ConnInfo, statement_timeout_s: float = 0, lock_timeout_s: float = 0,
+                         time_zone: str | None = None) -> ConnInfo:
     """`target` plus the job's name (pg_stat_activity), a bound on each statement and on each wait
     for a lock (so the logistics application's users never wait on the job longer than
-    `lock_timeout_s`: the job gives up instead, SQLSTATE 55P03), merged into the user's own
-    `application_name`/`options`. In the startup packet: no extra statement per run."""
-    return conninfo(target).with_session(APPLICATION_NAME, int(statement_timeout_s * 1000), int(lock_timeout_s * 1000))
+    `lock_timeout_s`: the job gives up instead, SQLSTATE 55P03), and the session `TimeZone`
+    (`time_zone`, the rules' zone: audit columns stamped from `LOCALTIMESTAMP` are the
+    application's wall clock), merged into the user's own `application_name`/`options` (theirs
+    win). In the startup packet — ADBC's and connectorx's alike —: no extra statement per run."""
+    return conninfo(target).with_session(
+        APPLICATION_NAME, int(statement_timeout_s * 1000), int(lock_timeout_s * 1000), time_zone
+    )
+
+
+def session_target(settings: Settings) -> ConnInfo:
+    """The run's database with every session option of `settings` (timeouts, time zone)."""
+    return with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout,
+                                settings.rules.time_zone)  # fmt: skip
 
 
 def connectorx_url(target: str | ConnInfo) -> str:

@@ -3,8 +3,9 @@
 Only the NFs and orders of the run, in two rounds:
   1. `read_candidate_lines`: the lines, as the database holds them, of the NFs
      the run must look at besides its own batch — pending NFs (a line in
-     `SEM_LOTE` whose order now has a candidate item), in full runs every posted
-     NF without a FATURAMENTO movement, or the NFs `stock --nfs` lists. One query.
+     `SEM_LOTE` whose order now has a candidate item), the bounded catch-up
+     (`CatchUp`: posted NFs without a FATURAMENTO movement of the last days, never
+     before the cut-over date), or the NFs `stock --nfs` lists. One query.
   2. `read_stock_state`: for the NFs and orders found, three queries side by
      side (connectorx releases the GIL): shipment items, separations, and the
      NFs' own stock state (movements, open inconsistencies, justification keys
@@ -17,6 +18,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import polars as pl
 
@@ -51,7 +53,7 @@ _SEM_LOTE = """sem_lote AS MATERIALIZED (SELECT DISTINCT numero_nf, origem FROM 
   WHERE status_nf = 'SEM_LOTE' AND origem <> ''),"""
 
 _CATCH_UP = """SELECT f.numero_nf FROM faturamento_produto f
-  WHERE f.status_nf IN ('Lançado', 'SEM_LOTE')
+  WHERE f.status_nf IN ('Lançado', 'SEM_LOTE') AND f.data_fatura >= (SELECT since FROM catch_up)
     AND NOT EXISTS (SELECT 1 FROM movimentacao_estoque m WHERE m.numero_nf = f.numero_nf
                     AND m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false)"""
 
@@ -123,23 +125,61 @@ _NF_STATE_SCHEMA = pl.Schema(
 )
 
 
+@dataclass(frozen=True)
+class CatchUp:
+    """The bounded stock catch-up (DESIGN §10): posted NFs without a FATURAMENTO movement whose
+    `data_fatura` is at most `days` before `today` (the run's date, database clock) and on or
+    after `since` — the configured cut-over date, else the one recorded in `sync_state` by the
+    job's first run (`sync_state.stock_since`), else (this is the first run) `today`."""
+
+    today: date
+    days: int
+    since: date | None
+    job: str
+
+    @classmethod
+    def of(cls, rules, job: str, now: datetime) -> "CatchUp":
+        """From the run's rules (`config.Rules`), its job and its start (`RunStart.now`)."""
+        return cls(now.date(), rules.stock_catch_up_days, rules.stock_since, job)
+
+    def sql(self) -> str:
+        """The lower bound as a one-row CTE body. Only typed values are pasted (a `date`'s ISO
+        text, an `int`); the job name travels as data (`text_list_sql`)."""
+        window = (self.today - timedelta(days=int(self.days))).isoformat()
+        configured = f"DATE '{self.since.isoformat()}'" if self.since else "NULL::date"
+        recorded = f"SELECT s.stock_since FROM sync_state s WHERE s.job IN ({text_list_sql([self.job])})"
+        return (f"SELECT GREATEST(DATE '{window}', COALESCE({configured}, ({recorded}), "
+                f"DATE '{self.today.isoformat()}')) AS since")  # fmt: skip
+
+
 def candidate_lines_sql(
-    *, pending: bool, catch_up: bool, listed: list[str], cancelled: list[str], features: Features = Features()
+    *, pending: bool, catch_up: CatchUp | None, listed: list[str], cancelled: list[str], features: Features = Features()
 ) -> str:
     """The one query of round 1 (see `read_candidate_lines`)."""
     sources = ["SELECT numero_nf FROM listed"]
     if pending:
         sources.append(_PENDING)
-    if catch_up:
+    if catch_up is not None:
         sources.append(_CATCH_UP)
     union = "\n  UNION\n  ".join(sources)
+    bounds = f"\ncatch_up AS ({catch_up.sql()})," if catch_up is not None else ""
     return f"""
 WITH freed(numero_nf) AS ({text_list_sql(cancelled)}),
-listed(numero_nf) AS ({text_list_sql(listed)}),{_SEM_LOTE if pending else ""}
+listed(numero_nf) AS ({text_list_sql(listed)}),{_SEM_LOTE if pending else ""}{bounds}
 nfs AS ({union})
 SELECT {_LINE_COLUMNS} FROM faturamento_produto f JOIN nfs ON nfs.numero_nf = f.numero_nf
 WHERE {_module_present(features)}
 """
+
+
+def catch_up_preview(url, catch_up: CatchUp) -> tuple[date, int]:
+    """What the bounded catch-up would take now, without running it (for a preflight): its
+    lower bound and how many posted NFs without a FATURAMENTO movement it would process. One query."""
+    query = f"""WITH catch_up AS ({catch_up.sql()})
+SELECT (SELECT since FROM catch_up) AS since, count(DISTINCT nfs.numero_nf) AS nfs FROM ({_CATCH_UP}) nfs"""
+    frame = read_frame(url, query, WHAT, schema=pl.Schema({"since": pl.Date, "nfs": pl.Int64}))
+    since, nfs = frame.row(0)
+    return since, int(nfs)
 
 
 @dataclass
@@ -150,12 +190,12 @@ class CandidateLines:
 
 
 def read_candidate_lines(
-    url: str, *, pending: bool, catch_up: bool, listed: list[str] | None = None, cancelled: list[str] | None = None,
-    features: Features = Features(),
+    url: str, *, pending: bool, catch_up: CatchUp | None, listed: list[str] | None = None,
+    cancelled: list[str] | None = None, features: Features = Features(),
 ) -> CandidateLines:
     """Every line of the NFs that are pending (`pending`), posted without a FATURAMENTO
-    movement (`catch_up`, full runs) or in `listed`; `cancelled` are the NFs this run cancels
-    (their items count as freed when looking for candidate items)."""
+    movement within the `catch_up` bounds (None: no catch-up) or in `listed`; `cancelled` are
+    the NFs this run cancels (their items count as freed when looking for candidate items)."""
     started = time.perf_counter()
     query = candidate_lines_sql(
         pending=pending, catch_up=catch_up, listed=list(listed or []), cancelled=list(cancelled or []), features=features

@@ -256,6 +256,9 @@ sync_state = Table(
     Column("cursor", DateTime),
     Column("last_run_id", String(64)),
     Column("updated_at", DateTime, nullable=False, server_default=func.now()),
+    # The stock catch-up's cut-over date when none is configured (DESIGN §10): the day of the
+    # job's first run on this database, written with that run's record, kept ever after.
+    Column("stock_since", Date),
 )
 
 sync_runs = Table(
@@ -315,4 +318,11 @@ def ddl_statements() -> list[str]:
     for table in metadata.sorted_tables:
         out.append(create_table_sql(table))
         out += [create_index_sql(index) for index in sorted(table.indexes, key=lambda i: i.name or "")]
-    return out
+    return out + list(UPGRADES)
+
+
+# Columns added to the job's own tables after they first shipped: a database whose tables an
+# older `init-db` created gets them too (CREATE TABLE IF NOT EXISTS leaves an existing table as is).
+UPGRADES: tuple[str, ...] = (
+    "ALTER TABLE sync_state ADD COLUMN IF NOT EXISTS stock_since DATE",
+)

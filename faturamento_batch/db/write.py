@@ -123,12 +123,13 @@ WITH run AS (
   VALUES ($1, $2, $3, 'success', $4::timestamp, clock_timestamp()::timestamp, $5::timestamp, $6::timestamp,
           $7::jsonb, $8::jsonb, $9)
   RETURNING run_id)
-INSERT INTO sync_state AS s (job, cursor, last_run_id, updated_at)
-SELECT $2, $6::timestamp, run_id, $4::timestamp FROM run
+INSERT INTO sync_state AS s (job, cursor, last_run_id, updated_at, stock_since)
+SELECT $2, $6::timestamp, run_id, $4::timestamp, $4::timestamp::date FROM run
 ON CONFLICT (job) DO UPDATE SET
   cursor = GREATEST(s.cursor, EXCLUDED.cursor),
   last_run_id = EXCLUDED.last_run_id,
-  updated_at = EXCLUDED.updated_at
+  updated_at = EXCLUDED.updated_at,
+  stock_since = COALESCE(s.stock_since, EXCLUDED.stock_since)  -- the first run's day, kept
 """
 
 

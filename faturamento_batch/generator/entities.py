@@ -31,10 +31,18 @@ EPOCH = date(1970, 1, 1)
 # --- move level -----------------------------------------------------------
 P_DRAFT = 0.02  # drafts: outside the domain (state), name "/", no NF number
 P_CANCEL = 0.01  # cancelled NFs: inside the domain
-TIPOS = ("venda", "bonificacao", "compra", "devolucao", "remessa")
-TIPO_P = (0.88, 0.06, 0.02, 0.02, 0.02)  # the last three are outside the domain
-JOURNAL = {"venda": "VND", "bonificacao": "VND", "remessa": "VND", "compra": "CMP", "devolucao": "DEV"}
-P_ORIGIN = 0.85  # invoice_origin "VCD…", else false
+# The five types production imports (DESIGN §10) first; the last three are outside the domain.
+TIPOS = ("venda", "bonificacao", "industrializacao", "exportacao", "venda-industrializacao",
+         "compra", "devolucao", "remessa")  # fmt: skip
+TIPO_P = (0.85, 0.06, 0.01, 0.01, 0.01, 0.02, 0.02, 0.02)
+JOURNAL = {"venda": "VND", "bonificacao": "VND", "industrializacao": "VND", "exportacao": "VND",
+           "venda-industrializacao": "VND", "remessa": "VND", "compra": "CMP", "devolucao": "DEV"}  # fmt: skip
+P_ORIGIN = 0.97  # invoice_origin "VCD…"; else, in equal shares, false, "" or the text "false" (not imported)
+ORIGIN_MISSING = (None, "", "false")  # the three spellings of "no sales order" (legacy-rules §6)
+# Company of the move: the main one, or (a small share) the excluded inter-company one (DESIGN §10).
+COMPANY = [1, "NACOM GOYA"]
+COMPANY_EXCLUDED = [5, "NACOM GOYA INTERCOMPANY"]
+P_COMPANY_EXCLUDED = 0.02
 P_MOVE_CNPJ = 0.90  # else false: the partner's CNPJ is used
 P_DISPLAY = 0.93  # invoice_partner_display_name set, else false: the partner's name is used
 P_DISPLAY_PADDED = 0.005  # …of those, with leading/trailing spaces (benign)

@@ -7,6 +7,7 @@ lines take seconds. The shares it draws with are the constants of `entities`.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -32,6 +33,10 @@ from .entities import (
     P_NF_PADDED,
     P_NOCODE,
     P_NOTE_LINE,
+    COMPANY,
+    COMPANY_EXCLUDED,
+    ORIGIN_MISSING,
+    P_COMPANY_EXCLUDED,
     P_ORIGIN,
     P_PRICE_4DEC,
     P_QTY_DECIMAL,
@@ -131,7 +136,10 @@ def make_moves_and_lines(
     mv = pl.DataFrame({
         "mid": ids, "created": created, "written": written, "state": state, "tipo": tipo, "journal": journal,
         "draft": draft, "nf": pl.Series(nf_list, dtype=pl.String), "pidx": pidx, "seller": seller, "team": team,
-        "incoterm": incoterm, "origin": np.where(u[:, 6] < P_ORIGIN, origin, ""), "u7": u[:, 7],
+        "incoterm": incoterm, "origin": _origins(origin, u[:, 6]), "u7": u[:, 7],
+        # A second uniform from u7's low digits, not a new draw: the seeded stream every other
+        # column comes from stays as it was before the company existed.
+        "company_excluded": (u[:, 7] * 977.0) % 1.0 < P_COMPANY_EXCLUDED,
     }).with_columns(  # fmt: skip
         pl.from_epoch("created", "s").alias("_created"),
         pl.from_epoch("written", "s").dt.strftime("%Y-%m-%d %H:%M:%S").alias("written_txt"),
@@ -163,12 +171,14 @@ def make_moves_and_lines(
         or_false(esc(pl.col("nf"))).alias("l10n_br_numero_nota_fiscal"),
         quoted(pl.col("tipo")).alias("l10n_br_tipo_pedido"),
         quoted(pl.col("day_txt")).alias("date"),
-        or_false(quoted(pl.when(pl.col("origin") != "").then(pl.col("origin")))).alias("invoice_origin"),
+        or_false(quoted(pl.col("origin"))).alias("invoice_origin"),
         or_false(quoted(pl.col("cnpj"))).alias("l10n_br_cnpj"),
         or_false(esc(pl.col("display"))).alias("invoice_partner_display_name"),
         pl.lit(pools.seller_m2o.gather(seller)).alias("invoice_user_id"),
         pl.lit(team_m2o.gather(team)).alias("team_id"),
         pl.lit(incoterm_m2o.gather(incoterm)).alias("invoice_incoterm_id"),
+        pl.when(pl.col("company_excluded")).then(pl.lit(json.dumps(COMPANY_EXCLUDED)))
+        .otherwise(pl.lit(json.dumps(COMPANY))).alias("company_id"),
         quoted(pl.col("written_txt")).alias("write_date"),
     )
     moves = records(move_json, list(MODELS[MOVE]))
@@ -249,3 +259,11 @@ def day_weights(days: list[date]) -> np.ndarray:
 
 def day_range(start: date, n: int) -> list[date]:
     return [start + timedelta(days=i) for i in range(n)]
+
+
+def _origins(origin: np.ndarray, u: np.ndarray) -> pl.Series:
+    """The order number, or (u ≥ P_ORIGIN, in equal shares) each spelling of "no order":
+    null (written `false`), "" and the text "false"."""
+    band = np.minimum(((u - P_ORIGIN) / (1 - P_ORIGIN) * len(ORIGIN_MISSING)).astype(np.int64), len(ORIGIN_MISSING) - 1)
+    missing = pl.Series(list(ORIGIN_MISSING), dtype=pl.String).gather(np.maximum(band, 0))
+    return pl.Series("origin", origin.astype(object), dtype=pl.String).zip_with(pl.Series(u < P_ORIGIN), missing)

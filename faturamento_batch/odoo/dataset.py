@@ -15,9 +15,10 @@ from pathlib import Path
 
 import polars as pl
 
+from ..config import Rules
 from ..errors import ConfigError
 from .chunks import ChunkedExtraction, plan_ranges
-from .fields import LINE, MODELS, MOVE, MOVE_STATES, RELATED_IDS_FROM, TIPOS_PEDIDO, dataset_file
+from .fields import LINE, MODELS, MOVE, MOVE_STATES, RELATED_IDS_FROM, dataset_file
 from .frames import empty_frame, frame_from_json
 from .source import ExtractStats, RawBatch, max_write_date, parse_write_date
 
@@ -46,11 +47,15 @@ def load_frames(path: Path | str) -> dict[str, pl.DataFrame]:
     return frames
 
 
-def in_domain_lines(frames: dict[str, pl.DataFrame], since: datetime | None) -> pl.DataFrame:
-    """The lines an Odoo would return for the job's domain and window, moves kept whole."""
+def in_domain_lines(frames: dict[str, pl.DataFrame], since: datetime | None, rules: Rules | None = None) -> pl.DataFrame:
+    """The lines an Odoo would return for the job's domain (`odoo.fields.line_domain(rules)`)
+    and window, moves kept whole."""
+    rules = rules or Rules()
+    # Odoo's `not in` matches a move without a company: it is never excluded.
+    company_ok = ~pl.col("company_id").is_in(list(rules.excluded_companies)).fill_null(False)
     moves = frames[MOVE].select(
         pl.col("id").alias("move_id"),
-        pl.col("l10n_br_tipo_pedido").is_in(list(TIPOS_PEDIDO)).fill_null(False).alias("_tipo_ok"),
+        (pl.col("l10n_br_tipo_pedido").is_in(list(rules.invoice_types)).fill_null(False) & company_ok).alias("_tipo_ok"),
         pl.col("state").is_in(list(MOVE_STATES)).fill_null(False).alias("_state_ok"),
         parse_write_date(pl.col("write_date")).alias("_move_write_date"),
     ).unique("move_id", keep="first")
@@ -78,14 +83,15 @@ def related_subset(frames: dict[str, pl.DataFrame], lines: pl.DataFrame) -> dict
 class DatasetSource:
     """`Source` over a dataset directory, read in-process (no server)."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, rules: Rules | None = None):
         self.path = Path(path)
+        self.rules = rules or Rules()
         self.description = f"dataset {self.path}"
 
     def extract(self, since: datetime | None) -> RawBatch:
         started = time.perf_counter()
         frames = load_frames(self.path)
-        subset = related_subset(frames, in_domain_lines(frames, since))
+        subset = related_subset(frames, in_domain_lines(frames, since, self.rules))
         stats = ExtractStats(records={m: f.height for m, f in subset.items()})
         stats.seconds = time.perf_counter() - started
         return RawBatch(subset, since, max_write_date(subset), stats)
@@ -98,7 +104,7 @@ class DatasetSource:
         """
         started = time.perf_counter()
         frames = load_frames(self.path)
-        lines = in_domain_lines(frames, None)
+        lines = in_domain_lines(frames, None, self.rules)
         stats = ExtractStats(records={})
         move_lines = lines.group_by("move_id").agg(pl.len().alias("lines"))
         ranges = plan_ranges(move_lines, chunk_lines)

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import polars as pl
 
+from ..config import Rules
 from ..errors import ConfigError
 from ..settings import Settings
 from .cache import RecordCache
 from .chunks import ChunkedExtraction, plan_ranges
-from .fields import LINE, LINE_DOMAIN, MODELS, MOVE, MOVE_STATES, RELATED, RELATED_IDS_FROM, TIPOS_PEDIDO
+from .fields import LINE, MODELS, MOVE, RELATED, RELATED_IDS_FROM, line_domain, move_domain
 from .frames import empty_frame, frame_from_json, records_to_frame
 from .source import DATETIME_FORMAT, ExtractStats, RawBatch, max_write_date
 from .transport import Credentials, Transport, make_transport
@@ -37,8 +38,6 @@ CONTEXT = {"active_test": False}  # archived partners/products still belong to o
 # Fetched in two waves: the second needs ids found in the first.
 WAVES: tuple[tuple[str, ...], ...] = (tuple(m for m in RELATED if all(src == LINE for src, _ in RELATED_IDS_FROM[m])),)
 WAVES += (tuple(m for m in RELATED if m not in WAVES[0]),)
-# The move side of the line domain, for paging moves (chunked full runs).
-MOVE_DOMAIN: list = [("l10n_br_tipo_pedido", "in", list(TIPOS_PEDIDO)), ("state", "in", list(MOVE_STATES))]
 
 
 def _fmt(ts: datetime) -> str:
@@ -94,8 +93,12 @@ class OdooClient:
 class OdooSource:
     """`Source` over Odoo's wire protocols (see the module docstring)."""
 
-    def __init__(self, transport: Transport, *, page_size: int = 20_000, cache_dir: Path | None = None, workers: int = 3):
+    def __init__(self, transport: Transport, *, page_size: int = 20_000, cache_dir: Path | None = None, workers: int = 3,
+                 rules: Rules | None = None):
         self.transport = transport
+        # The domain from the business rules (DESIGN §10): invoice types, excluded companies.
+        self.line_domain = line_domain(rules)
+        self.move_domain = move_domain(rules)  # the same, on moves (chunked full runs page moves)
         self.page_size = page_size
         self.cache = RecordCache(cache_dir)
         self.workers = workers
@@ -109,7 +112,7 @@ class OdooSource:
                             settings.odoo_password, settings.odoo_api_key)  # fmt: skip
         transport = make_transport(settings.odoo_transport, creds, settings.odoo_timeout, settings.odoo_retries)
         cache_dir = settings.cache_dir / _cache_key(settings) if settings.use_cache else None
-        return cls(transport, page_size=settings.page_size, cache_dir=cache_dir)
+        return cls(transport, page_size=settings.page_size, cache_dir=cache_dir, rules=settings.rules)
 
     def extract(self, since: datetime | None) -> RawBatch:
         started = time.perf_counter()
@@ -118,7 +121,7 @@ class OdooSource:
         client.login()
         line_fields = list(MODELS[LINE])
         if since is None:
-            lines = client.keyset(LINE, LINE_DOMAIN, line_fields, self.page_size)
+            lines = client.keyset(LINE, self.line_domain, line_fields, self.page_size)
         else:
             lines = self._changed_moves_lines(client, since, line_fields)
         frames = {LINE: lines}
@@ -145,9 +148,9 @@ class OdooSource:
         stats = ExtractStats()
         client = OdooClient(self.transport, stats)
         client.login()
-        index = client.keyset(MOVE, MOVE_DOMAIN, ["id", "l10n_br_numero_nota_fiscal"], self.page_size)
+        index = client.keyset(MOVE, self.move_domain, ["id", "l10n_br_numero_nota_fiscal"], self.page_size)
         stats.count_call(LINE, "search_count")
-        total = int(self.transport.call(LINE, "search_count", [LINE_DOMAIN], {"context": CONTEXT}, parse=self.transport.decode))
+        total = int(self.transport.call(LINE, "search_count", [self.line_domain], {"context": CONTEXT}, parse=self.transport.decode))
         per_move = total / max(index.height, 1)
         ranges = plan_ranges(index.select(pl.col("id").alias("move_id"), pl.lit(per_move).alias("lines")), chunk_lines)
         moves_index = index.select(pl.col("id").alias("move_id"), "l10n_br_numero_nota_fiscal")
@@ -159,8 +162,8 @@ class OdooSource:
                 for lo, hi in ranges:
                     t = time.perf_counter()
                     bounds = [("move_id", ">=", lo), ("move_id", "<=", hi)]
-                    frames = {LINE: client.keyset(LINE, [*bounds, *LINE_DOMAIN], list(MODELS[LINE]), self.page_size)}
-                    moves = client.keyset(MOVE, [("id", ">=", lo), ("id", "<=", hi), *MOVE_DOMAIN], list(MODELS[MOVE]), self.page_size)
+                    frames = {LINE: client.keyset(LINE, [*bounds, *self.line_domain], list(MODELS[LINE]), self.page_size)}
+                    moves = client.keyset(MOVE, [("id", ">=", lo), ("id", "<=", hi), *self.move_domain], list(MODELS[MOVE]), self.page_size)
                     frames[MOVE] = moves.join(frames[LINE].select(pl.col("move_id").alias("id")).unique(), on="id", how="semi")
                     for wave in WAVES:
                         wanted = {m: _ids_for(m, frames) for m in wave if m != MOVE}
@@ -186,10 +189,10 @@ class OdooSource:
 
     def _changed_moves_lines(self, client: OdooClient, since: datetime, fields: list[str]) -> pl.DataFrame:
         window = ["|", ("write_date", ">=", _fmt(since)), ("move_id.write_date", ">=", _fmt(since))]
-        touched = client.keyset(LINE, [*LINE_DOMAIN, *window], ["id", "move_id"], self.page_size)
+        touched = client.keyset(LINE, [*self.line_domain, *window], ["id", "move_id"], self.page_size)
         move_ids = touched.get_column("move_id").drop_nulls().unique().sort().to_list()
         parts = [
-            client.keyset(LINE, [*LINE_DOMAIN, ("move_id", "in", chunk)], fields, self.page_size)
+            client.keyset(LINE, [*self.line_domain, ("move_id", "in", chunk)], fields, self.page_size)
             for chunk in _chunks(move_ids, MOVE_CHUNK)
         ]
         return pl.concat(parts).sort("id") if parts else empty_frame(LINE)

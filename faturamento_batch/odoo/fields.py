@@ -16,6 +16,8 @@ Field kinds follow Odoo's own types:
 
 from __future__ import annotations
 
+from ..config import Rules
+
 LINE = "account.move.line"
 MOVE = "account.move"
 PARTNER = "res.partner"
@@ -50,6 +52,9 @@ MODELS: dict[str, dict[str, str]] = {
         "invoice_user_id": "many2one",
         "team_id": "many2one",
         "invoice_incoterm_id": "many2one",
+        # Read for the domain's company exclusion (DESIGN §10); a dataset without it reads as
+        # "no company", which no exclusion matches.
+        "company_id": "many2one",
         "write_date": "datetime",
     },
     PARTNER: {
@@ -103,14 +108,32 @@ RELATED_IDS_FROM: dict[str, tuple[tuple[str, str], ...]] = {
     USER: ((MOVE, "invoice_user_id"), (PARTNER, "user_id")),
 }
 
-# The line domain of DESIGN §3, as Odoo evaluates it.
-TIPOS_PEDIDO: tuple[str, ...] = ("venda", "bonificacao")
+# The line domain of DESIGN §3 with §10's rules (production's by default), as Odoo evaluates it.
+TIPOS_PEDIDO: tuple[str, ...] = Rules().invoice_types
+EXCLUDED_COMPANIES: tuple[int, ...] = Rules().excluded_companies
 MOVE_STATES: tuple[str, ...] = ("posted", "cancel")
-LINE_DOMAIN: list = [
-    ("product_id", "!=", False),
-    ("move_id.l10n_br_tipo_pedido", "in", list(TIPOS_PEDIDO)),
-    ("move_id.state", "in", list(MOVE_STATES)),
-]
+
+
+def move_domain(rules: Rules | None = None, prefix: str = "") -> list:
+    """The move side of the domain: invoice type, state, company not excluded.
+
+    `prefix` ``"move_id."`` gives the same terms for `account.move.line`. The
+    company term is left out when no company is excluded; Odoo's `not in`
+    matches a move without a company, so it is never excluded.
+    """
+    rules = rules or Rules()
+    terms: list = [(f"{prefix}l10n_br_tipo_pedido", "in", list(rules.invoice_types)), (f"{prefix}state", "in", list(MOVE_STATES))]
+    if rules.excluded_companies:
+        terms.append((f"{prefix}company_id", "not in", list(rules.excluded_companies)))
+    return terms
+
+
+def line_domain(rules: Rules | None = None) -> list:
+    """The line domain: product lines of the in-domain moves."""
+    return [("product_id", "!=", False), *move_domain(rules, "move_id.")]
+
+
+LINE_DOMAIN: list = line_domain()
 
 
 def dataset_file(model: str) -> str:

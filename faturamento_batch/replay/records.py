@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 OUTSIDE_COMODELS = {
     (MOVE, "team_id"): "crm.team",
     (MOVE, "invoice_incoterm_id"): "account.incoterms",
+    (MOVE, "company_id"): "res.company",
     (PARTNER, "state_id"): "res.country.state",
     (MUNICIPIO, "state_id"): "res.country.state",
 }
