@@ -23,7 +23,7 @@ from ..db.features import read_features
 from ..db.privileges import CHECK_SQL, GrantCheck, grants, missing_grants_error
 from ..db.schema import JOB_TABLES
 from ..errors import FaturamentoError
-from ..odoo.fields import MODELS, MOVE, MOVE_STATES, TIPOS_PEDIDO
+from ..odoo.fields import MODELS, MOVE, MOVE_STATES, move_domain
 from ..settings import Settings
 
 
@@ -55,19 +55,14 @@ class CheckReport:
 
 
 def effective_rules(settings: Settings) -> dict:
-    """The business rules the first run would apply.
-
-    CONFIG-HELPER: replace with the config file's `Rules` object (DESIGN §10: invoice types,
-    excluded companies, no-origin policy, pallet codes, time zone, stock catch-up) once it
-    lands; until then the rules are the constants and settings the run uses today."""
+    """The business rules the first run would apply: the config's `Rules` (file, environment and
+    flags merged) and the run settings that shape what it reads and refuses."""
     return {
-        "invoice_types": list(TIPOS_PEDIDO),
+        **{k: _iso(v) for k, v in settings.rules.as_dict().items()},
         "move_states": list(MOVE_STATES),
         "max_reject_ratio": settings.max_reject_ratio,
         "overlap_minutes": settings.overlap.total_seconds() / 60,
         "stock_stage": settings.stock,
-        "stock_catch_up_days": getattr(settings, "stock_catch_up_days", 7),
-        "stock_since": _iso(getattr(settings, "stock_since", None)),
         "job": settings.job,
     }
 
@@ -81,7 +76,7 @@ def _iso(value) -> str | None:
 
 def check_odoo(settings: Settings, report: CheckReport, since: datetime | None) -> None:
     """Odoo reachable, every field of `odoo.fields.MODELS` present, and the NFs the first run reads."""
-    from ..odoo.extract import CONTEXT, MOVE_DOMAIN, OdooSource
+    from ..odoo.extract import CONTEXT, OdooSource
 
     if settings.source is not None:
         report.add("odoo", True, f"Odoo: the dataset `{settings.source}` (read in-process; no `fields_get` to ask)", False)
@@ -108,7 +103,7 @@ def check_odoo(settings: Settings, report: CheckReport, since: datetime | None) 
     if not missing:
         report.add("odoo", True, f"every field the job reads is present ({sum(len(f) for f in MODELS.values())} fields, "
                                  f"{len(MODELS)} models)")  # fmt: skip
-    domain = list(MOVE_DOMAIN) + ([("write_date", ">=", since.strftime("%Y-%m-%d %H:%M:%S"))] if since else [])
+    domain = move_domain(settings.rules) + ([("write_date", ">=", since.strftime("%Y-%m-%d %H:%M:%S"))] if since else [])
     try:
         count = int(transport.call(MOVE, "search_count", [domain], {"context": CONTEXT}, parse=transport.decode))
     except FaturamentoError as exc:
@@ -199,11 +194,12 @@ def _database_checks(settings: Settings, report: CheckReport, cur, where: str) -
     else:
         report.add("grants", True, f"`{role}` holds every grant `sync` needs on the tables this database has", False)
 
-    cursor = None
+    cursor = recorded = None
     if "sync_state" in found.tables:
-        cur.execute("SELECT cursor FROM sync_state WHERE job = $1", (settings.job,))
+        # to_jsonb: a `sync_state` an older init-db made has no `stock_since` column yet
+        cur.execute("SELECT cursor, (to_jsonb(s) ->> 'stock_since')::date FROM sync_state s WHERE job = $1", (settings.job,))
         row = cur.fetchone()
-        cursor = row[0] if row else None
+        cursor, recorded = row if row else (None, None)
     since = None if cursor is None else cursor - settings.overlap
     run = report.facts.setdefault("first_run", {})
     run["mode"] = "full" if cursor is None else "incremental"
@@ -211,18 +207,17 @@ def _database_checks(settings: Settings, report: CheckReport, cur, where: str) -
     report.add("first_run", True, "the first run would be " + ("a full run (no cursor stored for job "
                f"`{settings.job}`)" if cursor is None else f"incremental from the cursor {cursor:%Y-%m-%d %H:%M:%S} UTC"), False)  # fmt: skip
     if settings.stock and not absent:
-        _catch_up(settings, report, cur)
+        _catch_up(settings, report, cur, recorded)
     return since
 
 
-def _catch_up(settings: Settings, report: CheckReport, cur) -> None:
-    """How many posted NFs without a FATURAMENTO movement the stock catch-up would process, from when.
-
-    CONFIG-HELPER: the bound (`stock_catch_up_days`, `stock_since`) comes from the config's
-    `Rules` once it lands; `stock_since` defaults to the day of the first run (today)."""
-    rules = effective_rules(settings)
-    stock_since = getattr(settings, "stock_since", None) or date.today()
-    start = max(date.today() - timedelta(days=int(rules["stock_catch_up_days"])), stock_since)
+def _catch_up(settings: Settings, report: CheckReport, cur, recorded: date | None) -> None:
+    """How many posted NFs without a FATURAMENTO movement the stock catch-up would process, from when:
+    the config's bounds (`stock_catch_up_days`; `stock_since`, else the date the job's first run
+    recorded, else today — the first run records it)."""
+    rules = settings.rules
+    stock_since = rules.stock_since or recorded or date.today()
+    start = max(date.today() - timedelta(days=int(rules.stock_catch_up_days)), stock_since)
     cur.execute(_CATCH_UP, (start.isoformat(),))
     unbounded, oldest, bounded = cur.fetchone()
     report.facts.setdefault("first_run", {})["stock_catch_up"] = {
