@@ -14,6 +14,7 @@ from datetime import datetime
 
 from ..errors import LockHeld
 from .privileges import CHECK_SQL, GrantCheck, missing_grants_error
+from .quarantine import OPEN_SQL
 from .write import Writer
 
 # The grant check rides on the run's first statement: it costs no extra round trip.
@@ -22,7 +23,8 @@ SELECT pg_try_advisory_lock($1),
        LOCALTIMESTAMP::timestamp,
        (SELECT cursor FROM sync_state WHERE job = $2),
        current_user::text,
-       {CHECK_SQL.strip()}
+       {CHECK_SQL.strip()},
+       {OPEN_SQL.strip()}
 """
 
 
@@ -36,6 +38,7 @@ def lock_key(job: str) -> int:
 class RunStart:
     now: datetime  # the database's clock: the run's timestamp in every audit column
     cursor: datetime | None  # the stored cursor; None before the first successful run
+    quarantine: str = "[]"  # the job's quarantined NFs, JSON (db.quarantine.OPEN_SQL)
 
 
 def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, check: GrantCheck | None = None) -> RunStart:
@@ -45,7 +48,7 @@ def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, ch
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     while True:
         writer.execute(_LOCK_AND_CURSOR, (lock_key(job), job, *check.params()))
-        got, now, cursor, role, missing = writer.cur.fetchone()
+        got, now, cursor, role, missing, quarantined = writer.cur.fetchone()
         # End the read-only transaction: the lock is session-level and stays held,
         # and no snapshot is kept open while Odoo is read.
         writer.rollback()
@@ -53,7 +56,7 @@ def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, ch
         if denied is not None:
             raise denied
         if got:
-            return RunStart(now, cursor)
+            return RunStart(now, cursor, quarantined)
         if time.monotonic() >= deadline:
             raise LockHeld(
                 f"another run of job `{job}` holds the lock; this run did nothing. "

@@ -1,0 +1,274 @@
+"""Quarantine (DESIGN §12): an NF PostgreSQL refuses is left out, the rest commits, later runs retry it.
+
+The refusals are the application's own: a trigger, a CHECK constraint or a unique index created
+in the test on the real schema. Systematic failures (too many NFs, or an error that is not
+row-specific) fail the run as before: nothing written, nothing quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from faturamento_batch import quarantine
+from faturamento_batch.artifacts import read_manifest
+from faturamento_batch.cli import main
+from faturamento_batch.db.connection import adbc_connect
+from faturamento_batch.replay import ReplayServer
+
+from .builders import build_dataset
+from .dbutil import read_table, scalar
+from .test_sync_wire import _comparable, _wire_sync
+
+N = 10_000
+FIRST_NF = 100_000
+BAD = str(FIRST_NF + 4_321)  # move 4321
+BAD3 = [str(FIRST_NF + m) for m in (17, 5_000, 9_998)]
+DAY1, DAY2 = "2026-01-05 10:00:00", "2026-01-06 10:00:00"
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> Path:
+    return build_dataset(tmp_path_factory.mktemp("q") / "big", moves=N, lines_per_move=2, products=300, write_date=DAY1)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    return build_dataset(tmp_path_factory.mktemp("q") / "small", moves=300, lines_per_move=2, products=40, write_date=DAY1)
+
+
+def _sql(url: str, *statements: str) -> None:
+    conn = adbc_connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def _refuse_by_trigger(url: str, nfs: list[str], errcode: str = "P0001") -> None:
+    listed = ", ".join(f"'{nf}'" for nf in nfs)  # test constants only
+    _sql(url, f"""
+        CREATE FUNCTION app_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF NEW.numero_nf IN ({listed}) THEN
+            RAISE EXCEPTION 'NF % recusada pela aplicação', NEW.numero_nf USING ERRCODE = '{errcode}';
+          END IF;
+          RETURN NEW;
+        END $$""", "CREATE TRIGGER app_refuse BEFORE INSERT OR UPDATE ON faturamento_produto "
+                   "FOR EACH ROW EXECUTE FUNCTION app_refuse()")  # fmt: skip
+
+
+def _refuse_all(url: str) -> None:
+    _sql(url, """CREATE FUNCTION app_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'NF % recusada', NEW.numero_nf; END $$""",
+         "CREATE TRIGGER app_refuse BEFORE INSERT ON faturamento_produto FOR EACH ROW EXECUTE FUNCTION app_refuse()")
+
+
+def _sync(ds: Path, url: str, runs: Path, *args: str) -> tuple[int, dict]:
+    code = main(["sync", "--source", str(ds), "--database-url", url, "--artifacts-dir", str(runs), "--chunk-size", "0", *args])
+    latest = max(runs.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    return code, read_manifest(latest)
+
+
+def _nfs(url: str, table: str = "faturamento_produto") -> set[str]:
+    return set(read_table(url, table, ["numero_nf"]).get_column("numero_nf").to_list())
+
+
+def _quarantine(url: str) -> list[dict]:
+    return read_table(url, "sync_quarantine").sort("numero_nf").to_dicts()
+
+
+def _assert_left_out(url: str, bad: list[str], total: int) -> None:
+    written = _nfs(url)
+    assert len(written) == total - len(bad) and not written & set(bad)
+    assert not _nfs(url, "relatorio_faturamento_importado") & set(bad)
+    assert len(_nfs(url, "relatorio_faturamento_importado")) == total - len(bad)
+    assert not _nfs(url, "movimentacao_estoque") & set(bad)
+    assert len(_nfs(url, "movimentacao_estoque")) == total - len(bad)  # the stock stage ran for the others
+
+
+def test_one_nf_a_trigger_refuses_among_10000_is_quarantined_and_the_rest_commits(big, db_url, tmp_path):
+    _refuse_by_trigger(db_url, [BAD])
+    started = time.perf_counter()
+    code, m = _sync(big, db_url, tmp_path / "runs")
+    seconds = time.perf_counter() - started
+    assert code == 0, m.get("error")
+    _assert_left_out(db_url, [BAD], N)
+    (row,) = _quarantine(db_url)
+    assert row["numero_nf"] == BAD and row["state"] == "quarantined" and row["sqlstate"] == "P0001"
+    assert row["message"].startswith(f"NF {BAD} recusada pela aplicação")
+    assert row["attempts"] == 1 and row["run_id"] == m["run_id"] and json.loads(row["odoo_move_ids"]) == [4_321]
+    assert (row["next_try"] - row["first_seen"]).total_seconds() == quarantine.BACKOFF_SECONDS
+    assert m["status"] == "success" and m["quarantined_nfs"] == [BAD]
+    q = m["quarantine"]
+    assert q["open"] == 1 and q["named_by_error"] == 0 and q["quarantined"] == 1
+    # §12's bound: about k·log2(n) probes (at most two per level), each one attempt plus its rollback.
+    assert 0 < q["probes"] <= 2 * math.ceil(math.log2(N))
+    assert m["counts"]["inserts"] == 2 * N and m["written"]["faturamento_produto.insert"] == 2 * (N - 1)
+    print(f"\n1 bad of {N}: {q['probes']} probes, {m['sql_statements']['writer']} writer statements, {seconds:.1f}s")
+
+
+def test_statements_of_a_healthy_run_are_unchanged_and_bounded_on_the_failure_path(small, db_url, second_db, tmp_path,
+                                                                                    monkeypatch):  # fmt: skip
+    n = 300
+    code, healthy = _sync(small, db_url, tmp_path / "a")
+    assert code == 0 and healthy["quarantine"]["probes"] == 0 and healthy["quarantined_nfs"] == []
+    # The same run with the quarantine taken out of the path: exactly the same statements.
+    monkeypatch.setattr(quarantine, "write_excluding", lambda writer, nfs, attempt: quarantine.Outcome(
+        attempt(quarantine.NO_NFS), quarantine.pl.DataFrame(schema=quarantine.REFUSED_SCHEMA)))
+    code, bare = _sync(small, second_db, tmp_path / "b")
+    assert code == 0 and bare["sql_statements"] == healthy["sql_statements"]
+    monkeypatch.undo()
+    # The failure path: per probe at most one attempt's statements and its rollback.
+    url = db_url
+    _sql(url, "TRUNCATE faturamento_produto, relatorio_faturamento_importado, movimentacao_estoque, "
+              "cadastro_palletizacao, sync_runs, sync_state")  # fmt: skip
+    _refuse_by_trigger(url, [str(FIRST_NF + 150)])
+    code, failed = _sync(small, url, tmp_path / "c")
+    assert code == 0 and failed["quarantined_nfs"] == [str(FIRST_NF + 150)]
+    per_attempt = healthy["sql_statements"]["writer"] - 3  # lock, run record, commit
+    q = failed["quarantine"]
+    extra = failed["sql_statements"]["writer"] - healthy["sql_statements"]["writer"]
+    assert q["probes"] <= 2 * math.ceil(math.log2(n))
+    assert extra <= (q["probes"] + q["rounds"]) * (per_attempt + 1) + 4, (extra, q)
+
+
+@pytest.mark.parametrize("how", ["check", "unique", "three"])
+def test_a_check_constraint_a_unique_index_and_three_bad_nfs(how, big, db_url, tmp_path):
+    if how == "check":
+        bad = [BAD]
+        _sql(db_url, f"ALTER TABLE relatorio_faturamento_importado ADD CONSTRAINT app_nf CHECK (numero_nf <> '{BAD}')")
+    elif how == "unique":
+        bad = [BAD]
+        product = f"P{(4_321 * 7) % 300 + 1:05d}"  # the NF's first line (builders.build_dataset)
+        _sql(db_url, "CREATE UNIQUE INDEX app_nf_produto ON faturamento_produto (ltrim(numero_nf, '0'), cod_produto)",
+             f"""INSERT INTO faturamento_produto (numero_nf, data_fatura, cnpj_cliente, nome_cliente, cod_produto,
+                   nome_produto, qtd_produto_faturado, preco_produto_faturado, valor_produto_faturado, status_nf,
+                   created_at, updated_at)
+                 VALUES ('0{BAD}', '2025-12-01', '1', 'Cliente antigo', '{product}', 'Produto', 1, 1, 1, 'Cancelado',
+                         now(), now())""")  # fmt: skip
+    else:
+        bad = BAD3
+        _refuse_by_trigger(db_url, BAD3)
+    code, m = _sync(big, db_url, tmp_path / "runs")
+    assert code == 0, m.get("error")
+    assert m["quarantined_nfs"] == sorted(bad)
+    rows = _quarantine(db_url)
+    assert [r["numero_nf"] for r in rows] == sorted(bad) and all(r["state"] == "quarantined" for r in rows)
+    if how == "unique":
+        assert rows[0]["sqlstate"] == "23505" and "app_nf_produto" in rows[0]["message"]
+        assert m["quarantine"]["named_by_error"] == 1 and m["quarantine"]["probes"] == 0  # named: no bisection
+        assert len(_nfs(db_url) - {f"0{BAD}"}) == N - 1 and BAD not in _nfs(db_url)
+    else:
+        if how == "check":
+            assert rows[0]["sqlstate"] == "23514" and "app_nf" in rows[0]["message"]
+        _assert_left_out(db_url, bad, N)
+        assert m["quarantine"]["probes"] <= 2 * len(bad) * math.ceil(math.log2(N))
+
+
+def _two_days(root: Path, moves: int, new_moves: int) -> tuple[Path, Path]:
+    """Day 1: `moves` NFs. Day 2: the same plus `new_moves` NFs written on day 2 (the old ones untouched)."""
+    day1 = build_dataset(root / "day1", moves=moves, lines_per_move=2, products=40, write_date=DAY1)
+    day2 = build_dataset(root / "day2", moves=moves + new_moves, lines_per_move=2, products=40, write_date=DAY1)
+    for name, key in (("account.move", "id"), ("account.move.line", "move_id")):
+        path = day2 / f"{name}.json"
+        records = json.loads(path.read_text())
+        for r in records:
+            ident = r[key][0] if isinstance(r[key], list) else r[key]
+            if ident > moves:
+                r["write_date"] = DAY2
+        path.write_text(json.dumps(records))
+    return day1, day2
+
+
+def test_the_next_due_run_releases_the_nf_fetched_by_id_and_ends_as_if_never_quarantined(db_url, second_db, tmp_path,
+                                                                                         monkeypatch):  # fmt: skip
+    day1, day2 = _two_days(tmp_path / "ds", moves=200, new_moves=20)
+    bad = str(FIRST_NF + 77)
+    # The reference: both days, no trigger.
+    assert _sync(day1, second_db, tmp_path / "ref")[0] == 0
+    assert _sync(day2, second_db, tmp_path / "ref")[0] == 0
+    _refuse_by_trigger(db_url, [bad])
+    code, first = _sync(day1, db_url, tmp_path / "runs")
+    assert code == 0 and first["quarantined_nfs"] == [bad]
+    _sql(db_url, "DROP TRIGGER app_refuse ON faturamento_produto")
+    # Not yet due: the next run leaves it alone.
+    code, early = _sync(day1, db_url, tmp_path / "runs")
+    assert code == 0 and early["quarantine_retry"]["nfs"] == 0 and _quarantine(db_url)[0]["state"] == "quarantined"
+    assert main(["quarantine", "retry", bad, "--database-url", db_url]) == 0  # due now
+    served = tmp_path / "served"
+    served.mkdir()
+    for f in day2.iterdir():
+        (served / f.name).write_text(f.read_text())
+    with ReplayServer(served) as odoo:
+        code, second = _wire_sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--chunk-size", "0")
+    assert code == 0, second.get("error")
+    assert second["mode"] == "incremental" and second["counts"]["odoo_lines"] == 2 * 20 + 2  # the window + the retry
+    assert second["quarantine_retry"] == {"nfs": 1, "moves_fetched": 1}
+    assert second["released_nfs"] == [bad] and second["quarantined_nfs"] == []
+    (row,) = _quarantine(db_url)
+    assert row["state"] == "released" and row["released_at"] is not None
+    assert _comparable(db_url) == _comparable(second_db)
+    assert scalar(db_url, "SELECT cursor::text FROM sync_state") == scalar(second_db, "SELECT cursor::text FROM sync_state")
+
+
+def test_quarantine_command_lists_and_drops(small, db_url, tmp_path, capsys):
+    _refuse_by_trigger(db_url, [str(FIRST_NF + 5)])
+    assert _sync(small, db_url, tmp_path / "runs")[0] == 0
+    capsys.readouterr()
+    assert main(["quarantine", "list", "--database-url", db_url]) == 0
+    out = capsys.readouterr().out
+    assert str(FIRST_NF + 5) in out and "P0001" in out
+    assert main(["quarantine", "drop", str(FIRST_NF + 5), "--database-url", db_url]) == 0
+    assert _quarantine(db_url)[0]["state"] == "dropped"
+    assert main(["quarantine", "retry", "999999", "--database-url", db_url]) == 2  # not quarantined: said so
+
+
+@pytest.mark.parametrize("errcode, exit_code", [("all", 1), ("42501", 1), ("57014", 75)])
+def test_systematic_failures_fail_the_run_as_before(errcode, exit_code, small, db_url, tmp_path):
+    if errcode == "all":
+        _refuse_all(db_url)
+    else:  # not row-specific: a privilege or a timeout raised on one NF only is still not the NF's fault
+        _refuse_by_trigger(db_url, [str(FIRST_NF + 9)], errcode)
+    code, m = _sync(small, db_url, tmp_path / "runs")
+    assert code == exit_code and m["status"] == "failed"
+    if errcode == "all":
+        assert m["error_type"] == "QuarantineLimit" and "systematic" in m["error"]
+    assert scalar(db_url, "SELECT count(*) FROM faturamento_produto") == 0
+    assert scalar(db_url, "SELECT count(*) FROM sync_quarantine") == 0
+    assert scalar(db_url, "SELECT count(*) FROM sync_runs") == 0
+
+
+def test_sigkill_during_the_bisection_leaves_the_database_before_and_the_next_run_converges(big, db_url, second_db,
+                                                                                           tmp_path):  # fmt: skip
+    _refuse_by_trigger(db_url, [BAD])
+    _refuse_by_trigger(second_db, [BAD])
+    cmd = [sys.executable, "-m", "faturamento_batch.cli", "sync", "--source", str(big), "--database-url", db_url,
+           "--artifacts-dir", str(tmp_path / "runs"), "--chunk-size", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in proc.stderr:  # type: ignore[union-attr]
+        if "quarantine: " in line or "looking for the NFs responsible" in line:
+            time.sleep(0.5)
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    for _ in range(50):  # the server notices the dead client and rolls back
+        if scalar(db_url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()") == 0:
+            break
+        time.sleep(0.1)
+    for table in ("faturamento_produto", "relatorio_faturamento_importado", "sync_quarantine", "sync_runs"):
+        assert scalar(db_url, f"SELECT count(*) FROM {table}") == 0, table
+    code, m = _sync(big, db_url, tmp_path / "runs")
+    assert code == 0 and m["quarantined_nfs"] == [BAD]
+    assert _sync(big, second_db, tmp_path / "ref")[0] == 0
+    assert _comparable(db_url) == _comparable(second_db)
