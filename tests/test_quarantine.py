@@ -31,7 +31,7 @@ N = 10_000
 FIRST_NF = 100_000
 BAD = str(FIRST_NF + 4_321)  # move 4321
 BAD3 = [str(FIRST_NF + m) for m in (17, 5_000, 9_998)]
-DAY1, DAY2 = "2026-01-05 10:00:00", "2026-01-06 10:00:00"
+DAY1 = "2026-01-05 10:00:00"
 
 
 @pytest.fixture(scope="module")
@@ -175,46 +175,56 @@ def test_a_check_constraint_a_unique_index_and_three_bad_nfs(how, big, db_url, t
         assert m["quarantine"]["probes"] <= 2 * len(bad) * math.ceil(math.log2(N))
 
 
-def _two_days(root: Path, moves: int, new_moves: int) -> tuple[Path, Path]:
-    """Day 1: `moves` NFs. Day 2: the same plus `new_moves` NFs written on day 2 (the old ones untouched)."""
-    day1 = build_dataset(root / "day1", moves=moves, lines_per_move=2, products=40, write_date=DAY1)
-    day2 = build_dataset(root / "day2", moves=moves + new_moves, lines_per_move=2, products=40, write_date=DAY1)
-    for name, key in (("account.move", "id"), ("account.move.line", "move_id")):
-        path = day2 / f"{name}.json"
-        records = json.loads(path.read_text())
-        for r in records:
-            ident = r[key][0] if isinstance(r[key], list) else r[key]
-            if ident > moves:
-                r["write_date"] = DAY2
-        path.write_text(json.dumps(records))
-    return day1, day2
+DAYS = ("2026-01-05 10:00:00", "2026-01-06 10:00:00", "2026-01-07 10:00:00")
+
+
+def _days(root: Path, moves: int, new_moves: int) -> list[Path]:
+    """Day k holds the NFs of the days before, untouched, and `new_moves` NFs written on day k."""
+    out = []
+    for k, stamp in enumerate(DAYS):
+        day = build_dataset(root / f"day{k + 1}", moves=moves + k * new_moves, lines_per_move=2, products=40, write_date=DAYS[0])
+        for name, key in (("account.move", "id"), ("account.move.line", "move_id")):
+            path = day / f"{name}.json"
+            records = json.loads(path.read_text())
+            for r in records:  # test data: per-record Python is fine here
+                ident = r[key][0] if isinstance(r[key], list) else r[key]
+                r["write_date"] = DAYS[0] if ident <= moves else DAYS[1 + (ident - moves - 1) // new_moves]
+            path.write_text(json.dumps(records))
+        out.append(day)
+    return out
 
 
 def test_the_next_due_run_releases_the_nf_fetched_by_id_and_ends_as_if_never_quarantined(db_url, second_db, tmp_path,
                                                                                          monkeypatch):  # fmt: skip
-    day1, day2 = _two_days(tmp_path / "ds", moves=200, new_moves=20)
+    days = _days(tmp_path / "ds", moves=200, new_moves=20)
     bad = str(FIRST_NF + 77)
-    # The reference: both days, no trigger.
-    assert _sync(day1, second_db, tmp_path / "ref")[0] == 0
-    assert _sync(day2, second_db, tmp_path / "ref")[0] == 0
+    for day in days:  # the reference: the three days, no trigger
+        assert _sync(day, second_db, tmp_path / "ref")[0] == 0
     _refuse_by_trigger(db_url, [bad])
-    code, first = _sync(day1, db_url, tmp_path / "runs")
+    code, first = _sync(days[0], db_url, tmp_path / "runs")
     assert code == 0 and first["quarantined_nfs"] == [bad]
+    # Day 2 still reads day 1's moves (the overlap): refused again, the next try twice as far.
+    code, second = _sync(days[1], db_url, tmp_path / "runs")
+    assert code == 0 and second["quarantined_nfs"] == [bad]
+    (row,) = _quarantine(db_url)
+    assert row["attempts"] == 2 and (row["next_try"] - row["last_tried"]).total_seconds() == 2 * quarantine.BACKOFF_SECONDS
+    assert row["run_id"] == first["run_id"]  # the run that found it
     _sql(db_url, "DROP TRIGGER app_refuse ON faturamento_produto")
-    # Not yet due: the next run leaves it alone.
-    code, early = _sync(day1, db_url, tmp_path / "runs")
-    assert code == 0 and early["quarantine_retry"]["nfs"] == 0 and _quarantine(db_url)[0]["state"] == "quarantined"
-    assert main(["quarantine", "retry", bad, "--database-url", db_url]) == 0  # due now
+    # Day 3: the cursor has moved past the NF's move and it is not due yet: left alone.
     served = tmp_path / "served"
     served.mkdir()
-    for f in day2.iterdir():
+    for f in days[2].iterdir():
         (served / f.name).write_text(f.read_text())
     with ReplayServer(served) as odoo:
-        code, second = _wire_sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--chunk-size", "0")
-    assert code == 0, second.get("error")
-    assert second["mode"] == "incremental" and second["counts"]["odoo_lines"] == 2 * 20 + 2  # the window + the retry
-    assert second["quarantine_retry"] == {"nfs": 1, "moves_fetched": 1}
-    assert second["released_nfs"] == [bad] and second["quarantined_nfs"] == []
+        code, third = _wire_sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--chunk-size", "0")
+        assert code == 0 and third["quarantine_retry"] == {"nfs": 0, "moves_fetched": 0}
+        assert _quarantine(db_url)[0]["state"] == "quarantined" and third["quarantine"]["open"] == 1
+        assert main(["quarantine", "retry", bad, "--database-url", db_url]) == 0  # due now
+        code, fourth = _wire_sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--chunk-size", "0")
+    assert code == 0, fourth.get("error")
+    assert fourth["mode"] == "incremental" and fourth["counts"]["odoo_lines"] == 2 * 20 + 2  # the window + the retry
+    assert fourth["quarantine_retry"] == {"nfs": 1, "moves_fetched": 1}
+    assert fourth["released_nfs"] == [bad] and fourth["quarantined_nfs"] == [] and fourth["quarantine"]["open"] == 0
     (row,) = _quarantine(db_url)
     assert row["state"] == "released" and row["released_at"] is not None
     assert _comparable(db_url) == _comparable(second_db)
