@@ -267,6 +267,8 @@ def report(manifest: dict, run_dir: Path, done, open_nfs, now) -> None:
     the `quarantine` part: (numero_nf, kind) events for the events outbox, with the refusal."""
     refused = done.outcome.refused
     manifest["quarantined_nfs"] = refused.get_column("numero_nf").to_list()
+    if refused.height:  # also in the run record (`sync_runs.counts`); a healthy run's counts stay as they were
+        manifest.setdefault("counts", {})["quarantined_nfs"] = refused.height
     manifest["released_nfs"] = list(done.released)
     still_open = open_nfs.filter(~pl.col("numero_nf").is_in(pl.Series(done.released, dtype=pl.String).implode()))
     newly = refused.join(open_nfs.select("numero_nf"), on="numero_nf", how="anti").height

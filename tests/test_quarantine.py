@@ -231,10 +231,17 @@ def test_the_next_due_run_releases_the_nf_fetched_by_id_and_ends_as_if_never_qua
     assert scalar(db_url, "SELECT cursor::text FROM sync_state") == scalar(second_db, "SELECT cursor::text FROM sync_state")
 
 
-def test_quarantine_command_lists_and_drops(small, db_url, tmp_path, capsys):
+def test_quarantine_command_summary_runs_show_and_metrics(small, db_url, tmp_path, capsys):
     _refuse_by_trigger(db_url, [str(FIRST_NF + 5)])
-    assert _sync(small, db_url, tmp_path / "runs")[0] == 0
-    capsys.readouterr()
+    prom = tmp_path / "fb.prom"
+    code, m = _sync(small, db_url, tmp_path / "runs", "--metrics-file", str(prom))
+    assert code == 0
+    assert f"quarantine: 1 NF(s) refused and left out ({FIRST_NF + 5})" in capsys.readouterr().err
+    assert 'faturamento_batch_quarantined_nfs{job="faturamento"} 1' in prom.read_text()
+    assert 'faturamento_batch_quarantine_oldest_age_seconds{job="faturamento"} 0' in prom.read_text()
+    assert scalar(db_url, "SELECT (counts->>'quarantined_nfs')::int FROM sync_runs") == 1
+    assert main(["runs", "show", m["run_id"], "--artifacts-dir", str(tmp_path / "runs"), "--database-url", db_url]) == 0
+    assert "quarantine: 1 NF(s) refused" in capsys.readouterr().out
     assert main(["quarantine", "list", "--database-url", db_url]) == 0
     out = capsys.readouterr().out
     assert str(FIRST_NF + 5) in out and "P0001" in out
