@@ -139,6 +139,8 @@ def test_statements_of_a_healthy_run_are_unchanged_and_bounded_on_the_failure_pa
     q = failed["quarantine"]
     extra = failed["sql_statements"]["writer"] - healthy["sql_statements"]["writer"]
     assert q["probes"] <= 2 * math.ceil(math.log2(n))
+    print(f"\nhealthy {healthy['sql_statements']['writer']} writer statements; 1 bad of {n}: {q['probes']} probes, "
+          f"+{extra} statements")
     assert extra <= (q["probes"] + q["rounds"]) * (per_attempt + 1) + 4, (extra, q)
 
 
@@ -159,8 +161,11 @@ def test_a_check_constraint_a_unique_index_and_three_bad_nfs(how, big, db_url, t
     else:
         bad = BAD3
         _refuse_by_trigger(db_url, BAD3)
+    started = time.perf_counter()
     code, m = _sync(big, db_url, tmp_path / "runs")
     assert code == 0, m.get("error")
+    print(f"\n{how}: {len(bad)} bad of {N}: {m['quarantine']['probes']} probes, "
+          f"{m['sql_statements']['writer']} writer statements, {time.perf_counter() - started:.1f}s")
     assert m["quarantined_nfs"] == sorted(bad)
     rows = _quarantine(db_url)
     assert [r["numero_nf"] for r in rows] == sorted(bad) and all(r["state"] == "quarantined" for r in rows)
@@ -257,6 +262,7 @@ def test_systematic_failures_fail_the_run_as_before(errcode, exit_code, small, d
     else:  # not row-specific: a privilege or a timeout raised on one NF only is still not the NF's fault
         _refuse_by_trigger(db_url, [str(FIRST_NF + 9)], errcode)
     code, m = _sync(small, db_url, tmp_path / "runs")
+    print(f"\n{errcode}: exit {code}, {m['sql_statements']['writer']} writer statements, {m.get('error_type')}")
     assert code == exit_code and m["status"] == "failed"
     if errcode == "all":
         assert m["error_type"] == "QuarantineLimit" and "systematic" in m["error"]
