@@ -95,11 +95,13 @@ def _lock(writer: Writer, settings: Settings, url):
     try:
         return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
     except DatabaseError as exc:
-        if "sync_state" not in str(exc) or "does not exist" not in str(exc):
+        # The job's own tables; `sync_quarantine` is new in a database set up before DESIGN §12.
+        missing = next((t for t in ("sync_state", "sync_quarantine") if f'"{t}" does not exist' in str(exc)), None)
+        if missing is None:
             raise
         writer.rollback()
     if settings.database_url:
-        raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
+        raise ConfigError(f"the database has no `{missing}` table: run `faturamento-batch init-db` first")
     init_db(url)  # the embedded database is ours to set up
     return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
 
