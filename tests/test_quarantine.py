@@ -295,3 +295,60 @@ def test_sigkill_during_the_bisection_leaves_the_database_before_and_the_next_ru
     assert code == 0 and m["quarantined_nfs"] == [BAD]
     assert _sync(big, second_db, tmp_path / "ref")[0] == 0
     assert _comparable(db_url) == _comparable(second_db)
+
+
+# -- the pure pieces -------------------------------------------------------------------------------
+
+
+class _Refusal(Exception):
+    def __init__(self, detail: str):
+        self.detail = detail
+
+
+@pytest.mark.parametrize("detail, expected", [
+    ("Key (ltrim(numero_nf::text, '0'::text), cod_produto)=(104321, P00001) already exists.", "104321"),
+    ("Key (numero_nf)=(104321) already exists.", "104321"),
+    ("Key (cod_produto, numero_nf)=(P1, 104321) conflicts with existing key (cod_produto, numero_nf)=(P1, 104321).", "104321"),
+    ("Key (numero_nf)=(999) already exists.", None),  # not one of the run's NFs
+    ("Key (cnpj_cliente)=(1) already exists.", None),  # names no NF
+    ("Key (numero_nf, nome)=(104321, a, b) already exists.", None),  # a comma inside a value: cannot tell
+    ("Failing row contains (…).", None),
+])  # fmt: skip
+def test_the_nf_named_by_a_unique_violation(detail, expected):
+    suspects = quarantine.pl.Series(["104321", "100001"])
+    assert quarantine.named_nf(_Refusal(detail), suspects) == expected
+
+
+def test_row_specific_sqlstates():
+    from faturamento_batch.errors import (DatabasePermanentError, DatabaseTransientError, PermissionDenied,
+                                          QuarantineLimit, is_row_specific)  # fmt: skip
+
+    for state in ("22001", "22003", "23505", "23514", "23502", "P0001"):
+        assert is_row_specific(DatabasePermanentError("x", state)), state
+    for state in ("42501", "42P01", "XX000", "55000", None):
+        assert not is_row_specific(DatabasePermanentError("x", state)), state
+    assert not is_row_specific(DatabaseTransientError("x", "40P01"))
+    assert not is_row_specific(PermissionDenied("x"))
+    assert not is_row_specific(QuarantineLimit("x", "P0001"))
+    assert quarantine.limit(300) == 20 and quarantine.limit(10_000) == 100 and quarantine.limit(2_001) == 21
+
+
+def test_changeset_and_stock_plan_without_nfs(small):
+    import polars as pl
+
+    from faturamento_batch.diff import compute_changeset
+    from faturamento_batch.odoo.dataset import DatasetSource
+    from faturamento_batch.schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
+    from faturamento_batch.transform import transform
+
+    lines = transform(DatasetSource(small).extract(None).frames).lines
+    cs = compute_changeset(lines, pl.DataFrame(schema=EXISTING_LINE), pl.DataFrame(schema=EXISTING_PRODUCT),
+                           pl.DataFrame(schema=EXISTING_CONSOLIDATION), full=True)  # fmt: skip
+    gone = ["100001", "100002"]
+    rest = cs.without(gone)
+    assert cs.nfs().len() == 300 and rest.nfs().len() == 298 and not rest.nfs().is_in(gone).any()
+    assert rest.inserts.height == cs.inserts.height - 4 and rest.consolidation.height == 298
+    assert "100001" not in rest.downstream["nfs_inserted"] and len(rest.downstream["nfs_inserted"]) == 298
+    # Products used by other NFs' lines stay new; the ChangeSet itself is unchanged.
+    assert rest.new_products.height == cs.new_products.height and cs.inserts.height == 600
+    assert cs.without([]) is cs
