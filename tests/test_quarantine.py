@@ -250,6 +250,9 @@ def test_quarantine_command_summary_runs_show_and_metrics(small, db_url, tmp_pat
     assert main(["quarantine", "list", "--database-url", db_url]) == 0
     out = capsys.readouterr().out
     assert str(FIRST_NF + 5) in out and "P0001" in out
+    assert main(["quarantine", "list", "--json", "--database-url", db_url]) == 0
+    (listed,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert listed["numero_nf"] == str(FIRST_NF + 5) and listed["attempts"] == 1 and listed["state"] == "quarantined"
     assert main(["quarantine", "drop", str(FIRST_NF + 5), "--database-url", db_url]) == 0
     assert _quarantine(db_url)[0]["state"] == "dropped"
     assert main(["quarantine", "retry", "999999", "--database-url", db_url]) == 2  # not quarantined: said so

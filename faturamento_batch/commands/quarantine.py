@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
@@ -54,8 +53,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
 
 def _list(rows: pl.DataFrame, as_json: bool) -> int:
     if as_json:
-        for row in rows.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%d %H:%M:%S")).iter_rows(named=True):
-            print(json.dumps(row, ensure_ascii=False))  # a CLI listing, not the data path
+        sys.stdout.write(rows.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%d %H:%M:%S")).write_ndjson())
         return 0
     if rows.height == 0:
         print("no NF in quarantine", file=sys.stderr)
