@@ -224,6 +224,9 @@ def test_the_next_due_run_releases_the_nf_fetched_by_id_and_ends_as_if_never_qua
         code, third = _wire_sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--chunk-size", "0")
         assert code == 0 and third["quarantine_retry"] == {"nfs": 0, "moves_fetched": 0}
         assert _quarantine(db_url)[0]["state"] == "quarantined" and third["quarantine"]["open"] == 1
+        first_seen = _quarantine(db_url)[0]["first_seen"]
+        assert third["quarantine"]["oldest_age_seconds"] > 0 and third["quarantine"]["probes"] == 0
+        assert first_seen == scalar(db_url, "SELECT started_at FROM sync_runs WHERE run_id = $1", (first["run_id"],))
         assert main(["quarantine", "retry", bad, "--database-url", db_url]) == 0  # due now
         code, fourth = _wire_sync(odoo, db_url, tmp_path / "runs", monkeypatch, "--chunk-size", "0")
     assert code == 0, fourth.get("error")
@@ -355,3 +358,25 @@ def test_changeset_and_stock_plan_without_nfs(small):
     # Products used by other NFs' lines stay new; the ChangeSet itself is unchanged.
     assert rest.new_products.height == cs.new_products.height and cs.inserts.height == 600
     assert cs.without([]) is cs
+
+
+def test_stock_plan_without_nfs():
+    import polars as pl
+
+    from faturamento_batch import schemas
+    from faturamento_batch.stock import StockPlan
+
+    def part(schema: pl.Schema) -> pl.DataFrame:
+        frame = pl.DataFrame({c: [None, None, None] for c in schema}, schema=schema)
+        return frame.with_columns(pl.Series("numero_nf", ["A", "B", "C"], dtype=pl.String))
+
+    plan = StockPlan(
+        assignments=part(schemas.STOCK_ASSIGNMENT), movement_inserts=part(schemas.STOCK_MOVEMENT_INSERT),
+        movement_completions=part(schemas.STOCK_MOVEMENT_COMPLETE), item_links=part(schemas.STOCK_ITEM_LINK),
+        separation_links=part(schemas.STOCK_SEPARATION_LINK), status_changes=part(schemas.STOCK_STATUS_CHANGE),
+        inconsistencies=part(schemas.STOCK_INCONSISTENCY), justifications=part(schemas.STOCK_JUSTIFICATION),
+    )  # fmt: skip
+    rest = plan.without(["B"])
+    assert plan.nfs().to_list() == ["A", "B", "C"] and rest.nfs().to_list() == ["A", "C"]
+    assert all(f.get_column("numero_nf").to_list() == ["A", "C"] for f in rest.parts().values())
+    assert all(f.schema == plan.parts()[n].schema for n, f in rest.parts().items())
