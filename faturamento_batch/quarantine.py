@@ -269,6 +269,11 @@ def report(manifest: dict, run_dir: Path, done, open_nfs, now) -> None:
     manifest["quarantined_nfs"] = refused.get_column("numero_nf").to_list()
     if refused.height:  # also in the run record (`sync_runs.counts`); a healthy run's counts stay as they were
         manifest.setdefault("counts", {})["quarantined_nfs"] = refused.height
+        gone = refused.get_column("numero_nf").implode()
+        manifest["downstream"] = {  # the modules that follow learn only of NFs that were written
+            k: v if k == "cnpjs_touched" else pl.Series(v, dtype=pl.String).filter(~pl.Series(v, dtype=pl.String).is_in(gone)).to_list()
+            for k, v in (manifest.get("downstream") or {}).items()
+        }  # fmt: skip
     manifest["released_nfs"] = list(done.released)
     still_open = open_nfs.filter(~pl.col("numero_nf").is_in(pl.Series(done.released, dtype=pl.String).implode()))
     newly = refused.join(open_nfs.select("numero_nf"), on="numero_nf", how="anti").height

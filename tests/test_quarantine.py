@@ -109,6 +109,7 @@ def test_one_nf_a_trigger_refuses_among_10000_is_quarantined_and_the_rest_commit
     assert row["attempts"] == 1 and row["run_id"] == m["run_id"] and json.loads(row["odoo_move_ids"]) == [4_321]
     assert (row["next_try"] - row["first_seen"]).total_seconds() == quarantine.BACKOFF_SECONDS
     assert m["status"] == "success" and m["quarantined_nfs"] == [BAD]
+    assert BAD not in m["downstream"]["nfs_inserted"] and len(m["downstream"]["nfs_inserted"]) == N - 1
     q = m["quarantine"]
     assert q["open"] == 1 and q["named_by_error"] == 0 and q["quarantined"] == 1
     # §12's bound: about k·log2(n) probes (at most two per level), each one attempt plus its rollback.
