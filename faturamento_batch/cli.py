@@ -172,6 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     _runs_options(show)
     show.add_argument("run", nargs="?", help="run id, id prefix or path (default: the latest)")
 
+    p = sub.add_parser("quarantine", help="NFs PostgreSQL refused and the runs left out: list, retry now, drop")
+    _common(p)
+    p.add_argument("--job", help="job name (default faturamento)")
+    p.add_argument("--json", action="store_true", help="`list`: one JSON object per line")
+    p.add_argument("--state", choices=("quarantined", "released", "dropped", "all"), default=None,
+                   help="`list`: which NFs (default quarantined)")
+    actions = p.add_subparsers(dest="action")
+    for name, text in (("list", "the job's quarantined NFs"), ("retry", "make NFs due now"),
+                       ("drop", "stop retrying NFs (kept as dropped)")):  # fmt: skip
+        a = actions.add_parser(name, help=text)
+        _common(a)
+        a.add_argument("--job", help="job name (default faturamento)")
+        a.add_argument("--json", action="store_true")
+        a.add_argument("--state", choices=("quarantined", "released", "dropped", "all"), default=None)
+        if name != "list":
+            a.add_argument("quarantine_nfs", nargs="+", metavar="NF")
+
     p = sub.add_parser("odoo-replay", help="serve a dataset directory over Odoo's protocols")
     _common(p)
     p.add_argument("dataset", type=Path)

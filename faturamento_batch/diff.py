@@ -57,6 +57,28 @@ class ChangeSet:
     def counts(self) -> dict[str, int]:
         return {name: frame.height for name, frame in self.parts().items()}
 
+    def nfs(self) -> pl.Series:
+        """Every NF some written part touches (the quarantine bisects over these)."""
+        written = (self.inserts, self.status_changes, self.drift, self.cancellations, self.reactivations, self.consolidation)
+        return pl.concat([f.get_column("numero_nf") for f in written]).unique().sort()
+
+    def without(self, nfs: pl.Series | list[str]) -> "ChangeSet":
+        """This ChangeSet with the NFs `nfs` left out whole (DESIGN §12): every part keyed by NF
+        filtered, and the new products only those NFs' inserted lines needed dropped."""
+        out = pl.Series("numero_nf", list(nfs) if not isinstance(nfs, pl.Series) else nfs, dtype=pl.String)
+        if out.len() == 0:
+            return self
+        gone = pl.col("numero_nf").is_in(out.implode())
+        parts = {n: (f.filter(~gone) if "numero_nf" in f.columns else f) for n, f in self.parts().items()}
+        still = parts["inserts"].select("cod_produto").unique()
+        dropped = self.inserts.filter(gone).select("cod_produto").unique().join(still, on="cod_produto", how="anti")
+        parts["new_products"] = self.new_products.join(dropped, on="cod_produto", how="anti")
+        downstream = {
+            k: v if k == "cnpjs_touched" else pl.Series(v, dtype=pl.String).filter(~pl.Series(v, dtype=pl.String).is_in(out.implode())).to_list()
+            for k, v in self.downstream.items()
+        }  # fmt: skip
+        return ChangeSet(**parts, apply_drift=self.apply_drift, downstream=downstream)
+
     @property
     def writes(self) -> int:
         """Rows the load will write; zero means the database already matches Odoo."""

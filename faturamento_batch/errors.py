@@ -14,7 +14,8 @@
         │                             serialization failure, lock or statement timeout (exit 75)
         └── DatabasePermanentError    fix something: constraint, privilege, missing table/column,
             │                         unknown database or role, bad URL (exit 1)
-            └── PermissionDenied      the role lacks a grant `sync` needs (names the table and privilege)
+            ├── PermissionDenied      the role lacks a grant `sync` needs (names the table and privilege)
+            └── QuarantineLimit       more NFs refused than a quarantine may hold: systematic, not bad NFs
 
 Exit 75 is `EX_TEMPFAIL` (sysexits.h): the run failed, nothing was written, and
 the same run later can succeed without anybody changing anything. Every other
@@ -87,6 +88,10 @@ class DatabaseError(FaturamentoError):
     def __init__(self, message: str, sqlstate: str | None = None):
         super().__init__(message)
         self.sqlstate = sqlstate
+        # The server's own fields (libpq's PG_DIAG_*) when the driver had them: the quarantine
+        # names an NF from `detail` (a unique violation's key) and keeps `primary` (a trigger's text).
+        self.primary: str | None = None
+        self.detail: str | None = None
 
 
 class DatabaseTransientError(DatabaseError):
@@ -96,6 +101,10 @@ class DatabaseTransientError(DatabaseError):
 
 class DatabasePermanentError(DatabaseError):
     transient = False
+
+
+class QuarantineLimit(DatabasePermanentError):
+    """More NFs were refused than the quarantine takes (DESIGN §12): a systematic failure, exit 1."""
 
 
 class PermissionDenied(DatabasePermanentError):
@@ -128,6 +137,21 @@ _REFUSED_AT_CONNECT = ("does not exist", "password authentication failed", "no p
                        "certificate", "does not match host name", "no encryption", "SSL")  # fmt: skip
 
 
+# SQLSTATEs that blame a row, not the run (DESIGN §12): data exceptions (class 22), integrity
+# constraint violations (class 23) and a trigger's RAISE EXCEPTION (P0001). Anything else —
+# connection, privilege, lock, timeout, deadlock — is systematic and fails the run as before.
+ROW_SPECIFIC_CLASSES = ("22", "23")
+ROW_SPECIFIC_SQLSTATES = frozenset({"P0001"})
+
+
+def is_row_specific(exc: BaseException) -> bool:
+    """A write refused because of some row's values: the quarantine may take that row's NF out."""
+    if not isinstance(exc, DatabasePermanentError) or isinstance(exc, (PermissionDenied, QuarantineLimit)):
+        return False
+    state = exc.sqlstate or ""
+    return state[:2] in ROW_SPECIFIC_CLASSES or state in ROW_SPECIFIC_SQLSTATES
+
+
 def is_transient_sqlstate(sqlstate: str | None) -> bool:
     """Class 08 (connection exception) and the codes in `TRANSIENT_SQLSTATES`."""
     return bool(sqlstate) and (sqlstate.startswith("08") or sqlstate in TRANSIENT_SQLSTATES)
@@ -144,10 +168,21 @@ def database_error(message: str, cause: BaseException, *, connecting: bool = Fal
     sqlstate = getattr(cause, "sqlstate", None) or None
     if sqlstate:
         cls = DatabaseTransientError if is_transient_sqlstate(sqlstate) else DatabasePermanentError
-        return cls(message, sqlstate)
+        error = cls(message, sqlstate)
+        error.primary, error.detail = _diagnostics(cause)
+        return error
     status = getattr(getattr(cause, "status_code", None), "name", None)
     if status == "IO" or connecting:
         if connecting and any(text in str(cause) for text in _REFUSED_AT_CONNECT):
             return DatabasePermanentError(message)
         return DatabaseTransientError(message)
     return DatabasePermanentError(message)
+
+
+def _diagnostics(cause: BaseException) -> tuple[str | None, str | None]:
+    """The server's primary message and detail from an ADBC exception's `details` (libpq PG_DIAG_*)."""
+    fields: dict[str, str] = {}
+    for key, value in getattr(cause, "details", None) or []:
+        k = key.decode(errors="replace") if isinstance(key, bytes) else str(key)
+        fields[k] = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return fields.get("PG_DIAG_MESSAGE_PRIMARY"), fields.get("PG_DIAG_MESSAGE_DETAIL")

@@ -37,6 +37,8 @@ HELP = {
     "sql_statements": "SQL statements the last run sent to PostgreSQL.",
     "peak_memory_bytes": "Peak resident memory of the last run's process.",
     "write_attempts": "Write transactions the last run needed (more than 1: it retried after a lock timeout or deadlock).",
+    "quarantined_nfs": "NFs in quarantine (PostgreSQL refused them; later runs retry them); kept across failed runs.",
+    "quarantine_oldest_age_seconds": "Age of the oldest NF still in quarantine (0: none); kept across failed runs.",
 }
 
 
@@ -116,6 +118,12 @@ def _samples(manifest: dict, previous: dict[str, float]) -> dict[str, list[tuple
         out["peak_memory_bytes"].append(({}, float(round(manifest["peak_memory_mb"] * 1024 * 1024))))
     if "write_attempts" in manifest:
         out["write_attempts"].append(({}, float(manifest["write_attempts"])))
+    # A failed run learned nothing about the quarantine: the last known values stand.
+    q = manifest.get("quarantine") if isinstance(manifest.get("quarantine"), dict) else {}
+    for name, key in (("quarantined_nfs", "open"), ("quarantine_oldest_age_seconds", "oldest_age_seconds")):
+        value = q.get(key, previous.get(name))
+        if value is not None:
+            out[name].append(({}, float(value)))
     return out
 
 

@@ -18,12 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from . import artifacts, stock_stage
+from . import artifacts, quarantine, stock_stage
 from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
 from .db.privileges import GrantCheck
 from .db.read_stock import CatchUp
+from .db.quarantine import open_frame
 from .db.read import read_existing, read_existing_on
 from .db.write import RunRecord, Writer
 from .diff import ChangeSet, compute_changeset
@@ -95,11 +96,13 @@ def _lock(writer: Writer, settings: Settings, url):
     try:
         return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
     except DatabaseError as exc:
-        if "sync_state" not in str(exc) or "does not exist" not in str(exc):
+        # The job's own tables; `sync_quarantine` is new in a database set up before DESIGN §12.
+        missing = next((t for t in ("sync_state", "sync_quarantine") if f'"{t}" does not exist' in str(exc)), None)
+        if missing is None:
             raise
         writer.rollback()
     if settings.database_url:
-        raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
+        raise ConfigError(f"the database has no `{missing}` table: run `faturamento-batch init-db` first")
     init_db(url)  # the embedded database is ours to set up
     return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
 
@@ -155,7 +158,7 @@ def _finish_run(writer: Writer, settings: Settings, manifest: dict, run_dir: Pat
     if cascade is not None:
         manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": cascade}))
     if stock is not None:
-        manifest["written"].update(stock.write(writer, now).written)
+        manifest["written"].update((stock.written or stock.write(writer, now)).written)
         manifest["stock"] = stock.manifest()
     record = RunRecord(
         run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=now,
@@ -217,6 +220,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
         t = time.perf_counter()
         log.info("extract: reading Odoo")
         batch: RawBatch = source.extract(since)
+        open_nfs = open_frame(start.quarantine)
+        batch = quarantine.with_due_moves(source, batch, open_nfs, manifest)
         clock.phase("extract", t)
         manifest["odoo"] = batch.stats.as_dict()
         log.info("extracted %d lines in %.2fs", batch.frames["account.move.line"].height, clock.timings["extract"])
@@ -286,7 +291,10 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 writer.rollback()
                 manifest["status"] = "dry_run"
             else:
-                summary = writer.write(cs, start.now, stock=settings.stock)
+                done = quarantine.write_sync(writer, cs, stock, start.now, with_stock=settings.stock, job=settings.job,
+                                             run_id=run_id, open_nfs=open_nfs, lines=lines, scrub=settings.scrub)  # fmt: skip
+                summary, stock = done.summary, done.stock
+                quarantine.report(manifest, run_dir, done, open_nfs, start.now)
                 _finish_run(writer, settings, manifest, run_dir, clock, start.now, summary.rows, summary.cascade,
                             stock, counts, since, manifest["cursor"]["new"])  # fmt: skip
             clock.phase("write", t)

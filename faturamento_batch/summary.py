@@ -33,6 +33,19 @@ def stock_line(s: dict) -> str:
     )
 
 
+def quarantine_line(m: dict) -> str:
+    """One line for the quarantine (DESIGN §12): NFs this run left out, released, still open."""
+    q = m.get("quarantine") or {}
+    left = m.get("quarantined_nfs") or []
+    shown = ", ".join(left[:10]) + (" …" if len(left) > 10 else "")
+    return (
+        f"  quarantine: {len(left):,} NF(s) refused and left out" + (f" ({shown})" if left else "")
+        + f" · {len(m.get('released_nfs') or []):,} released · {q.get('open', 0):,} open"
+        + (f" · {q.get('probes', 0)} bisection probes" if q.get("probes") else "")
+        + (" — see `faturamento-batch quarantine list`" if q.get("open") else "")
+    )  # fmt: skip
+
+
 def summary_text(m: dict, run_dir: Path | str) -> str:
     """A short human summary of the run whose manifest is `m` and artifacts are in `run_dir`."""
     c = m.get("counts", {})
@@ -47,6 +60,8 @@ def summary_text(m: dict, run_dir: Path | str) -> str:
         ]
     if m.get("stock"):
         lines.append(stock_line(m["stock"]))
+    if m.get("quarantined_nfs") or m.get("released_nfs") or (m.get("quarantine") or {}).get("open"):
+        lines.append(quarantine_line(m))
     if m["status"] == "success":
         lines.append(
             "  nothing changed" if not m.get("rows_to_write") else f"  rows written: {json.dumps(m.get('written', {}))}"

@@ -141,12 +141,17 @@ def test_failed_run_after_extraction_leaves_the_cursor(db_url, tmp_path, monkeyp
         _mutate_day2(served)
         odoo.reload()
         before = snapshot(db_url)
-        # Extraction succeeds, then PostgreSQL refuses the cascade: nothing may move.
+        # Extraction succeeds, then PostgreSQL refuses the cascade for a reason that is not the
+        # row's (a row-specific refusal — class 22/23, P0001 — would quarantine the NF, DESIGN §12,
+        # tests/test_quarantine.py): nothing may move.
         from faturamento_batch.db.connection import adbc_connect
 
         conn = adbc_connect(db_url, autocommit=True)
         with conn.cursor() as cur:
-            cur.execute("ALTER TABLE faturamento_produto ADD CONSTRAINT no_cancel CHECK (status_nf <> 'Cancelado') NOT VALID")
+            cur.execute("CREATE FUNCTION no_cancel() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                        "RAISE EXCEPTION 'application in maintenance' USING ERRCODE = '55000'; END $$")
+            cur.execute("CREATE TRIGGER no_cancel BEFORE UPDATE ON faturamento_produto FOR EACH ROW "
+                        "WHEN (NEW.status_nf = 'Cancelado') EXECUTE FUNCTION no_cancel()")  # fmt: skip
         conn.close()
         code, manifest = _wire_sync(odoo, db_url, runs, monkeypatch)
         assert code == 1 and manifest["status"] == "failed" and manifest["odoo"]["total_calls"] > 0
@@ -155,7 +160,7 @@ def test_failed_run_after_extraction_leaves_the_cursor(db_url, tmp_path, monkeyp
         # Fix the cause: the next run re-reads the same window and completes.
         conn = adbc_connect(db_url, autocommit=True)
         with conn.cursor() as cur:
-            cur.execute("ALTER TABLE faturamento_produto DROP CONSTRAINT no_cancel")
+            cur.execute("DROP TRIGGER no_cancel ON faturamento_produto")
         conn.close()
         code, manifest = _wire_sync(odoo, db_url, runs, monkeypatch)
     assert code == 0 and manifest["counts"]["cancellations"] == 1

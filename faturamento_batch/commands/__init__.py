@@ -3,6 +3,7 @@
     __init__  init-db, sync, stock, generate, record, odoo-replay
     history   `runs list` / `runs show`: the run history and one run's manifest
     check     `check`: the read-only preflight before the switch (DESIGN §10)
+    quarantine `quarantine list | retry | drop`: the NFs the runs left out (DESIGN §12)
     demo      `demo`: replay server + a full sync, then the next day incrementally
 """
 
@@ -135,6 +136,10 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_stock(settings)
     if args.command == "runs":
         return cmd_runs(args, settings)
+    if args.command == "quarantine":
+        from .quarantine import cmd_quarantine
+
+        return cmd_quarantine(args, settings)
     if args.command == "record":
         return cmd_record(args, settings)
     if args.command == "generate":

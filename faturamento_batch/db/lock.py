@@ -15,6 +15,7 @@ from datetime import datetime
 from ..errors import LockHeld
 from .features import FEATURES_SQL, Features
 from .privileges import CHECK_SQL, GrantCheck, missing_grants_error
+from .quarantine import OPEN_SQL
 from .write import Writer
 
 # The grant check and the schema's optional parts (DESIGN §10) ride on the run's first
@@ -25,7 +26,8 @@ SELECT pg_try_advisory_lock($1),
        (SELECT cursor FROM sync_state WHERE job = $2),
        current_user::text,
        {CHECK_SQL.strip()},
-       {FEATURES_SQL}
+       {FEATURES_SQL},
+       {OPEN_SQL.strip()}
 """
 
 
@@ -40,6 +42,7 @@ class RunStart:
     now: datetime  # the database's clock: the run's timestamp in every audit column
     cursor: datetime | None  # the stored cursor; None before the first successful run
     features: Features = Features()  # the optional tables and columns found (DESIGN §10)
+    quarantine: str = "[]"  # the job's quarantined NFs, JSON (db.quarantine.OPEN_SQL)
 
 
 def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, check: GrantCheck | None = None) -> RunStart:
@@ -50,7 +53,7 @@ def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, ch
     deadline = time.monotonic() + max(wait_seconds, 0.0)
     while True:
         writer.execute(_LOCK_AND_CURSOR, (lock_key(job), job, *check.params()))
-        got, now, cursor, role, missing, found = writer.cur.fetchone()
+        got, now, cursor, role, missing, found, quarantined = writer.cur.fetchone()
         # End the read-only transaction: the lock is session-level and stays held,
         # and no snapshot is kept open while Odoo is read.
         writer.rollback()
@@ -60,7 +63,7 @@ def lock_and_read_cursor(writer: Writer, job: str, wait_seconds: float = 0.0, ch
         if got:
             features = Features.from_json(found)
             writer.features = features
-            return RunStart(now, cursor, features)
+            return RunStart(now, cursor, features, quarantined)
         if time.monotonic() >= deadline:
             raise LockHeld(
                 f"another run of job `{job}` holds the lock; this run did nothing. "

@@ -27,6 +27,7 @@ IMPORT_GRANTS: dict[str, tuple[str, ...]] = {
     "separacao": ("SELECT", "UPDATE"),
     "sync_state": ("SELECT", "INSERT", "UPDATE"),
     "sync_runs": ("SELECT", "INSERT"),
+    "sync_quarantine": ("SELECT", "INSERT", "UPDATE"),  # DESIGN §12
 }
 # The stock stage (DESIGN §9), added on top unless it is left out (`--no-stock`). Its tables
 # may not exist yet in a database without the stock module: those are skipped, not refused.

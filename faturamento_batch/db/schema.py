@@ -279,6 +279,25 @@ sync_runs = Table(
     Column("artifacts_dir", Text),
 )
 
+# NFs PostgreSQL refused and the run left out (DESIGN §12): one row per (job, NF), kept after
+# release or drop as the NF's history. `odoo_move_ids`: the moves to fetch again by id.
+sync_quarantine = Table(
+    "sync_quarantine",
+    metadata,
+    Column("job", String(100), primary_key=True),
+    Column("numero_nf", String(20), primary_key=True),
+    Column("run_id", String(64), nullable=False),  # the run that found it (this time)
+    Column("sqlstate", String(5)),
+    Column("message", Text),  # the server's message, secrets scrubbed
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_tried", DateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_try", DateTime, nullable=False),
+    Column("state", String(20), nullable=False),  # quarantined · released · dropped
+    Column("released_at", DateTime),
+    Column("odoo_move_ids", JSON().with_variant(postgresql.JSONB(), "postgresql")),
+)
+
 LOGISTICS_TABLES = (
     faturamento_produto,
     relatorio_faturamento_importado,
@@ -295,7 +314,7 @@ STOCK_TABLES = (inconsistencia_faturamento, faturamento_parcial_justificativa)
 # The job's own tables: `init-db` creates these on a database that already holds the logistics
 # tables (DESIGN §10), never a logistics table the application does not have (it may have
 # dropped it). Events and quarantine tables join this list.
-JOB_TABLES = (sync_state, sync_runs)
+JOB_TABLES = (sync_state, sync_runs, sync_quarantine)
 
 
 def create_table_sql(table: Table) -> str:

@@ -169,6 +169,10 @@ class Writer:
         # The schema's optional parts, as the run's lock statement found them (db.lock); the
         # write path follows them. Default: everything on (init-db's schema).
         self.features = Features()
+        # True while the transaction is driven by explicit BEGIN/COMMIT (the quarantine's path):
+        # the ADBC driver refuses every statement after an error until a full rollback, so
+        # ROLLBACK TO SAVEPOINT only works with the driver in autocommit and our own BEGIN.
+        self.manual = False
 
     def _error(self, prefix: str, exc: Exception) -> DatabaseError:
         text = redact(str(exc)).strip()
@@ -199,7 +203,11 @@ class Writer:
         log.info("write: commit")
         self.statements += 1
         try:
-            self.conn.commit()
+            if self.manual:
+                self.cur.execute("COMMIT")
+                self._end_manual()
+            else:
+                self.conn.commit()
         except Exception as exc:
             raise database_error(f"PostgreSQL refused to commit: {redact(str(exc)).strip()[:800]}", exc) from exc
 
@@ -212,9 +220,38 @@ class Writer:
 
     def rollback(self) -> None:
         try:
-            self.conn.rollback()
+            if self.manual:
+                self.cur.execute("ROLLBACK")
+                self._end_manual()
+            else:
+                self.conn.rollback()
         except Exception:  # the connection may be gone; the server rolls back anyway
             log.debug("rollback on a broken connection", exc_info=True)
+
+    # -- savepoints (the quarantine's bisection, DESIGN §12) ---------------------------
+    def begin_savepoints(self) -> None:
+        """Start a transaction in which `savepoint`/`rollback_to` work: the driver in autocommit,
+        the transaction ours (BEGIN … COMMIT/ROLLBACK). Call with no transaction open."""
+        self._set_autocommit(True)
+        self.manual = True
+        self.execute("BEGIN")
+
+    def savepoint(self, name: str = "fb_quarantine") -> None:
+        self.execute(f"SAVEPOINT {_savepoint_name(name)}")
+
+    def rollback_to(self, name: str = "fb_quarantine") -> None:
+        """Undo everything since `savepoint(name)`, which stays set (so a probe can reuse it)."""
+        self.execute(f"ROLLBACK TO SAVEPOINT {_savepoint_name(name)}")
+
+    def release(self, name: str = "fb_quarantine") -> None:
+        self.execute(f"RELEASE SAVEPOINT {_savepoint_name(name)}")
+
+    def _end_manual(self) -> None:
+        self.manual = False
+        self._set_autocommit(False)
+
+    def _set_autocommit(self, on: bool) -> None:
+        self.conn.adbc_connection.set_options(**{"adbc.connection.autocommit": "true" if on else "false"})
 
     # -- the run's writes ----------------------------------------------------------
     def write(self, cs: ChangeSet, now: datetime, *, stock: bool = True) -> WriteSummary:
@@ -275,6 +312,13 @@ class Writer:
                 record.artifacts_dir,
             ),
         )
+
+
+def _savepoint_name(name: str) -> str:
+    """Savepoint names are identifiers pasted into SQL: only our own plain ones pass."""
+    if not name.isidentifier() or not name.isascii():
+        raise ValueError(f"not a savepoint name: {name!r}")
+    return name
 
 
 def _changes(cs: ChangeSet) -> pl.DataFrame:

@@ -96,6 +96,17 @@ class DatasetSource:
         stats.seconds = time.perf_counter() - started
         return RawBatch(subset, since, max_write_date(subset), stats)
 
+    def extract_moves(self, move_ids: list[int]) -> RawBatch:
+        """The in-domain lines of the moves `move_ids` (by id, any write_date)."""
+        started = time.perf_counter()
+        frames = load_frames(self.path)
+        wanted = pl.Series("move_id", move_ids, dtype=pl.Int64).implode()
+        lines = in_domain_lines(frames, None).filter(pl.col("move_id").is_in(wanted))
+        subset = related_subset(frames, lines)
+        stats = ExtractStats(records={m: f.height for m, f in subset.items()})
+        stats.seconds = time.perf_counter() - started
+        return RawBatch(subset, None, max_write_date(subset), stats)
+
     def extract_chunks(self, chunk_lines: int) -> ChunkedExtraction:
         """The full extraction in chunks of whole moves (see `odoo.chunks`).
 

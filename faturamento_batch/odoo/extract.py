@@ -134,6 +134,23 @@ class OdooSource:
         stats.seconds = time.perf_counter() - started
         return RawBatch(frames, since, max_write_date(frames), stats)
 
+    def extract_moves(self, move_ids: list[int]) -> RawBatch:
+        """The in-domain lines of the moves `move_ids`, fetched by id whatever their write_date
+        (the quarantine's retries: the cursor has moved past them), and their related records."""
+        started = time.perf_counter()
+        stats = ExtractStats()
+        client = OdooClient(self.transport, stats)
+        client.login()
+        fields = list(MODELS[LINE])
+        parts = [client.keyset(LINE, [*LINE_DOMAIN, ("move_id", "in", chunk)], fields, self.page_size)
+                 for chunk in _chunks(sorted(set(move_ids)), MOVE_CHUNK)]  # fmt: skip
+        frames = {LINE: pl.concat(parts).sort("id") if parts else empty_frame(LINE)}
+        for wave in WAVES:  # few moves: one thread is enough
+            frames.update({m: self._related(client, m, _ids_for(m, frames)) for m in wave})
+        stats.records = {m: f.height for m, f in frames.items()}
+        stats.seconds = time.perf_counter() - started
+        return RawBatch(frames, None, max_write_date(frames), stats)
+
     def extract_chunks(self, chunk_lines: int) -> ChunkedExtraction:
         """The full extraction in chunks of whole moves (see `odoo.chunks`).
 

@@ -67,6 +67,29 @@ class Source(Protocol):
         """All in-domain lines of every move changed at or after `since` (None: all moves)."""
         ...
 
+    def extract_moves(self, move_ids: list[int]) -> RawBatch:
+        """All in-domain lines of the moves `move_ids`, whatever their write_date (the quarantine's
+        retries, DESIGN §12: the cursor has moved past them)."""
+        ...
+
+
+def merge_batches(batch: RawBatch, extra: RawBatch) -> RawBatch:
+    """`batch` plus the records of `extra` it lacks (by id); the cursor stays `batch`'s: the
+    moves fetched by id are older than the window by construction."""
+    frames = {
+        m: pl.concat([f, extra.frames[m]], how="diagonal_relaxed").unique("id", keep="first", maintain_order=True)
+        if m in extra.frames and extra.frames[m].height else f
+        for m, f in batch.frames.items()
+    }  # fmt: skip
+    stats = batch.stats
+    for key, n in extra.stats.calls.items():
+        model, _, method = key.rpartition(".")
+        stats.count_call(model, method, n)
+    stats.bytes_received += extra.stats.bytes_received
+    stats.seconds += extra.stats.seconds
+    stats.records = {m: f.height for m, f in frames.items()}
+    return RawBatch(frames, batch.since, batch.max_write_date, stats)
+
 
 def parse_write_date(expr: pl.Expr) -> pl.Expr:
     return expr.str.to_datetime(DATETIME_FORMAT, strict=False, time_unit="us")

@@ -54,6 +54,15 @@ class StockPlan:
     def counts(self) -> dict[str, int]:
         return {name: frame.height for name, frame in self.parts().items()}
 
+    def nfs(self) -> pl.Series:
+        """Every NF some part of the plan writes for."""
+        return pl.concat([f.get_column("numero_nf") for f in self.parts().values()]).drop_nulls().unique().sort()
+
+    def without(self, nfs: pl.Series | list[str]) -> "StockPlan":
+        """The plan with the NFs `nfs` left out whole (the quarantine, DESIGN §12)."""
+        out = pl.Series("numero_nf", nfs, dtype=pl.String).implode()
+        return StockPlan(**{n: f.filter(~pl.col("numero_nf").is_in(out)) for n, f in self.parts().items()})
+
     def nf_counts(self) -> dict[str, int]:
         """The manifest's NF counts (§9): with a lot / without / decided by a linked item / divergent."""
         a = self.assignments
