@@ -14,7 +14,7 @@ import sys
 import polars as pl
 
 from ..db import quarantine as table
-from ..db.connection import adbc_connect, database_url
+from ..db.connection import adbc_connect, session_target
 from ..errors import ConfigError, database_error
 from ..settings import Settings
 
@@ -28,7 +28,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     if action in ("retry", "drop") and not nfs:
         raise ConfigError(f"`quarantine {action}` needs the NFs: `quarantine {action} NF [NF …]`")
     try:
-        conn = adbc_connect(database_url(settings), autocommit=True)
+        conn = adbc_connect(session_target(settings), autocommit=True)
     except Exception as exc:
         raise database_error(f"cannot connect to PostgreSQL: {settings.scrub(str(exc))}", exc, connecting=True) from exc
     try:

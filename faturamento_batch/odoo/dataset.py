@@ -101,7 +101,7 @@ class DatasetSource:
         started = time.perf_counter()
         frames = load_frames(self.path)
         wanted = pl.Series("move_id", move_ids, dtype=pl.Int64).implode()
-        lines = in_domain_lines(frames, None).filter(pl.col("move_id").is_in(wanted))
+        lines = in_domain_lines(frames, None, self.rules).filter(pl.col("move_id").is_in(wanted))
         subset = related_subset(frames, lines)
         stats = ExtractStats(records={m: f.height for m, f in subset.items()})
         stats.seconds = time.perf_counter() - started

@@ -142,7 +142,7 @@ class OdooSource:
         client = OdooClient(self.transport, stats)
         client.login()
         fields = list(MODELS[LINE])
-        parts = [client.keyset(LINE, [*LINE_DOMAIN, ("move_id", "in", chunk)], fields, self.page_size)
+        parts = [client.keyset(LINE, [*self.line_domain, ("move_id", "in", chunk)], fields, self.page_size)
                  for chunk in _chunks(sorted(set(move_ids)), MOVE_CHUNK)]  # fmt: skip
         frames = {LINE: pl.concat(parts).sort("id") if parts else empty_frame(LINE)}
         for wave in WAVES:  # few moves: one thread is enough
