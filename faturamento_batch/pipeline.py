@@ -128,7 +128,7 @@ def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start,
         if settings.stock:
             t = time.perf_counter()
             cs, existing = outcome.stock_inputs()
-            stock = stock_stage.plan_for_sync(url, cs, existing, full=True)
+            stock = stock_stage.plan_for_sync(url, cs, existing, full=True, features=writer.features)
             del cs, existing
             reads.append(stock)
             clock.phase("stock", t)
@@ -265,7 +265,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             stock = None
             if settings.stock:
                 t = time.perf_counter()
-                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full)
+                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full, features=writer.features)
                 reads.append(stock)
                 clock.phase("stock", t)
                 _report_stock(manifest, run_dir, stock)
@@ -365,7 +365,7 @@ def run_stock(settings: Settings) -> RunResult:
         clock.phase("lock", t)
         log.info("run %s: stock stage for %s", run_id, ", ".join(settings.stock_nfs) or "the pending NFs")
         t = time.perf_counter()
-        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs))
+        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs), features=writer.features)
         reads.append(stock)
         clock.phase("stock", t)
         _report_stock(manifest, run_dir, stock)

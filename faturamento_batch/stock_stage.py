@@ -22,6 +22,7 @@ from datetime import datetime
 
 import polars as pl
 
+from .db.features import Features
 from .db.read_stock import StockState, read_candidate_lines, read_stock_state
 from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from .db.write_stock import StockWriteSummary, write_stock
@@ -29,6 +30,7 @@ from .diff import ChangeSet
 from .errors import ConfigError
 from .schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
 from .stock import StockInput, StockPlan, plan_stock
+from .stock.writes import PALLET_CODES
 
 POSTED = ("Lançado", "SEM_LOTE")
 
@@ -85,7 +87,9 @@ WRITTEN_KEYS = {
     "movements_created": "movimentacao_estoque.insert",
     "movements_completed": "movimentacao_estoque.complete",
     "items_linked": "embarque_itens.link",
+    "items_divergent": "embarque_itens.divergent",
     "separations_synced": "separacao.sync",
+    "separations_faturado": "separacao.faturado",
     "status_changes": "faturamento_produto.status_nfs",
     "inconsistencies_opened": "inconsistencia_faturamento.open",
     "inconsistencies_resolved": "inconsistencia_faturamento.resolve",
@@ -102,6 +106,8 @@ class StockStage:
     statements: int  # SQL statements the reads sent
     timings: dict[str, float] = field(default_factory=dict)
     written: StockWriteSummary | None = None
+    new_nfs: list[str] = field(default_factory=list)  # NFs the run inserted: their shipments are re-validated
+    features: Features = field(default_factory=Features)
 
     @property
     def rows_to_write(self) -> int:
@@ -110,7 +116,7 @@ class StockStage:
     def write(self, writer, now: datetime) -> StockWriteSummary:
         """Send the plan through `writer` (the run's `db.write.Writer`, transaction open)."""
         started = time.perf_counter()
-        self.written = write_stock(writer, self.plan, now)
+        self.written = write_stock(writer, self.plan, now, features=self.features, new_nfs=self.new_nfs)
         self.timings["write"] = round(time.perf_counter() - started, 4)
         return self.written
 
@@ -128,7 +134,9 @@ class StockStage:
         links = pl.concat(
             [
                 p.item_links.with_columns(pl.lit("item").alias("kind")),
+                p.item_flags.select("id", "numero_nf", pl.lit("item_divergent").alias("kind")),
                 p.separation_links.with_columns(pl.lit("separation").alias("kind")),
+                p.separation_statuses.select("id", "separacao_lote_id", pl.lit("separation_faturado").alias("kind")),
             ],
             how="diagonal_relaxed",
         )
@@ -149,7 +157,9 @@ class StockStage:
             "movements_created": p.movement_inserts.height,
             "movements_completed": p.movement_completions.height,
             "items_linked": p.item_links.height,
+            "items_divergent": p.item_flags.height,
             "separations_synced": p.separation_links.height,
+            "separations_faturado": p.separation_statuses.height,
             "status_changes": p.status_changes.height,
             "inconsistencies_opened": int((action == "open").sum()),
             "inconsistencies_resolved": int((action == "resolve").sum()),
@@ -179,26 +189,30 @@ def _shaped(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
 
 
-def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict) -> StockStage:
+def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict, *,
+          features: Features, pallet_codes: tuple[str, ...]) -> StockStage:
     """Read the rest of the stock state for `lines`' NFs and orders, and plan."""
     started = time.perf_counter()
     posted = lines.filter(pl.col("status_nf").is_in(POSTED))
     nfs = posted.get_column("numero_nf").unique().sort().to_list()
     orders = posted.filter(pl.col("origem").str.strip_chars() != "").get_column("origem").unique().sort().to_list()
-    state = after_cascade(read_stock_state(url, nfs, orders), cancelled)
+    state = after_cascade(read_stock_state(url, nfs, orders, features=features), cancelled)
     timings["read"] = round(timings.get("read", 0.0) + time.perf_counter() - started, 4)
     started = time.perf_counter()
     plan = plan_stock(StockInput(
         nf_lines=lines, items=state.items, separations=state.separations, movements=state.movements,
         open_inconsistencies=state.open_inconsistencies, justification_keys=state.justification_keys,
-    ))  # fmt: skip
+    ), pallet_codes=tuple(pallet_codes))  # fmt: skip
     timings["plan"] = round(time.perf_counter() - started, 4)
     candidates = lines.get_column("numero_nf").n_unique()
-    return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings)
+    return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings,
+                      features=features)  # fmt: skip
 
 
-def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool) -> StockStage:
-    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from."""
+def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool, features: Features = Features(),
+                  pallet_codes: tuple[str, ...] = PALLET_CODES) -> StockStage:
+    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from.
+    `features`: the database's optional parts (§10); `pallet_codes`: products with no movement."""
     started = time.perf_counter()
     after = lines_after_import(cs, existing)
     seeds = pl.concat([cs.inserts.select("numero_nf"), cs.reactivations.select("numero_nf")]).unique()
@@ -210,10 +224,13 @@ def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool
         found.lines.join(after.select("numero_nf").unique(), on="numero_nf", how="anti"),
     ])  # fmt: skip
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, lines, cs.cancellations, found.statements, timings)
+    stage = _plan(url, lines, cs.cancellations, found.statements, timings, features=features, pallet_codes=pallet_codes)
+    stage.new_nfs = cs.inserts.get_column("numero_nf").unique().sort().to_list()
+    return stage
 
 
-def plan_for_nfs(url: str, nfs: list[str] | None) -> StockStage:
+def plan_for_nfs(url: str, nfs: list[str] | None, *, features: Features = Features(),
+                 pallet_codes: tuple[str, ...] = PALLET_CODES) -> StockStage:
     """The stage alone (`stock`): the listed NFs as the database holds them, or the pending NFs."""
     started = time.perf_counter()
     found = read_candidate_lines(url, pending=not nfs, catch_up=False, listed=nfs or [])
@@ -224,4 +241,5 @@ def plan_for_nfs(url: str, nfs: list[str] | None) -> StockStage:
             shown = ", ".join(f"`{nf}`" for nf in missing[:10]) + (" …" if len(missing) > 10 else "")
             raise ConfigError(f"`--nfs`: no invoice line in faturamento_produto for NF {shown}; nothing was done")
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings)
+    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings,
+                 features=features, pallet_codes=pallet_codes)  # fmt: skip
