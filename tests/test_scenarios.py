@@ -3,8 +3,10 @@
 Each folder under data/fixtures/ with a `scenario.json` is one scenario:
 
     {"description": "...",
+     "setup_sql": ["ALTER TABLE …", ...],                         # first: §10's optional columns/tables
      "before": {"<table>": [{"column": value, ...}, ...]},       # rows loaded first
      "runs": [{"load": {"<table>": [{...}, ...]},                 # rows loaded just before this run
+               "sql": ["UPDATE …", ...],                          # statements run after `load`
                "command": "sync",                                 # or "stock" (no Odoo, no --source)
                "dataset": "odoo",                                 # folder with the Odoo JSON files
                "args": ["--apply-drift"],                         # extra arguments of the command
@@ -39,7 +41,7 @@ from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
 
 from .conftest import FIXTURES
-from .dbutil import FIXED_TS_TEXT, load_rows, read_table, snapshot
+from .dbutil import FIXED_TS_TEXT, execute, load_rows, read_table, snapshot
 
 SCENARIOS = sorted(p for p in FIXTURES.iterdir() if (p / "scenario.json").is_file()) if FIXTURES.is_dir() else []
 
@@ -125,10 +127,12 @@ def _check_run(run: dict, db_url: str, run_dir: Path) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda p: p.name)
 def test_scenario(scenario: Path, db_url: str, tmp_path: Path) -> None:
     spec = json.loads((scenario / "scenario.json").read_text())
+    execute(db_url, *spec.get("setup_sql", []))
     load_rows(db_url, spec.get("before", {}))
     runs_dir = tmp_path / "runs"
     for run in spec["runs"]:
         load_rows(db_url, run.get("load", {}))
+        execute(db_url, *run.get("sql", []))
         code, run_dir = _sync(scenario, run, db_url, runs_dir)
         assert code == run.get("exit", 0), read_manifest(run_dir).get("error")
         _check_run(run, db_url, run_dir)
