@@ -161,8 +161,10 @@ def cancel_and_rebalance(writer: "Writer", summary: "WriteSummary", cancelled: l
         cascade = pl.from_arrow(writer.cur.fetch_arrow_table()).cast({"linhas": pl.Int64})  # type: ignore[union-attr]
         summary.cascade = cascade
         per_table = cascade.group_by("tabela").agg(pl.col("linhas").sum())
-        for table, n in per_table.iter_rows():  # a handful of table names, not data rows
-            summary.rows[table if "." in table else f"{table}.cancel"] = n
+        keys = pl.when(pl.col("tabela").str.contains(".", literal=True)).then(pl.col("tabela")).otherwise(
+            pl.col("tabela") + ".cancel"
+        )  # `table.cancel`, or the spared reversed NFs' own key
+        summary.rows.update(zip(per_table.select(keys).to_series().to_list(), per_table["linhas"].to_list()))
     nfs = sorted(set(balance) | set(cancelled))
     if nfs and features.carteira_principal:
         writer.execute(_BALANCE, (nfs, now, ACTOR))
