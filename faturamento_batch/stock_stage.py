@@ -23,7 +23,7 @@ from datetime import datetime
 import polars as pl
 
 from .db.features import Features
-from .db.read_stock import StockState, read_candidate_lines, read_stock_state
+from .db.read_stock import StockState, read_candidate_lines, read_stock_state, reversed_nfs
 from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from .db.write_stock import StockWriteSummary, write_stock
 from .diff import ChangeSet
@@ -216,7 +216,12 @@ def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool
     started = time.perf_counter()
     after = lines_after_import(cs, existing)
     seeds = pl.concat([cs.inserts.select("numero_nf"), cs.reactivations.select("numero_nf")]).unique()
-    cancelled = cs.cancellations.get_column("numero_nf").to_list()
+    freed = cs.cancellations.select("numero_nf")
+    extra_reads = 0
+    if features.revertida and freed.height:  # the cascade spares reversed NFs: their items stay taken
+        freed = freed.join(reversed_nfs(url, freed.get_column("numero_nf").to_list()), on="numero_nf", how="anti")
+        extra_reads = 1
+    cancelled = freed.get_column("numero_nf").to_list()
     found = read_candidate_lines(url, pending=True, catch_up=full, cancelled=cancelled)
     wanted = pl.concat([seeds, found.lines.select("numero_nf")]).unique()
     lines = pl.concat([
@@ -224,7 +229,7 @@ def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool
         found.lines.join(after.select("numero_nf").unique(), on="numero_nf", how="anti"),
     ])  # fmt: skip
     timings = {"read": round(time.perf_counter() - started, 4)}
-    stage = _plan(url, lines, cs.cancellations, found.statements, timings, features=features, pallet_codes=pallet_codes)
+    stage = _plan(url, lines, freed, found.statements + extra_reads, timings, features=features, pallet_codes=pallet_codes)
     stage.new_nfs = cs.inserts.get_column("numero_nf").unique().sort().to_list()
     return stage
 

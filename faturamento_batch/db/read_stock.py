@@ -161,6 +161,15 @@ def read_candidate_lines(
     return CandidateLines(lines, statements=1, seconds=time.perf_counter() - started)
 
 
+def reversed_nfs(url: str, nfs: list[str]) -> pl.DataFrame:
+    """Of `nfs` (the NFs a run cancels), those with a `revertida` line (DESIGN §10): the cascade
+    leaves them alone, so the stage must not count their items and separations as freed. Only
+    call it where the database has the column. One query."""
+    query = f"""SELECT DISTINCT f.numero_nf FROM faturamento_produto f
+JOIN ({text_list_sql(nfs)}) AS c(v) ON f.numero_nf = c.v WHERE f.revertida IS TRUE"""
+    return read_frame(url, query, WHAT, schema=pl.Schema({"numero_nf": pl.String}))
+
+
 @dataclass
 class StockState:
     items: pl.DataFrame  # schemas.STOCK_ITEM
