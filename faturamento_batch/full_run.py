@@ -344,7 +344,8 @@ def run_full(settings: Settings, source: Source, writer: Writer, now: datetime, 
     summary = None
     if not settings.dry_run:
         cancelled = pl.concat([pl.Series("numero_nf", [], dtype=pl.String), *run.cancelled]).unique().sort().to_list()
-        summary = write_staged(writer, run.staged, cancelled, now, stock=settings.stock)
+        balance = [*run.listed("nfs_inserted"), *run.listed("nfs_changed")]  # the order balance's NFs (§10)
+        summary = write_staged(writer, run.staged, cancelled, now, stock=settings.stock, balance_nfs=balance)
         summary.rows["faturamento_produto.insert"] = written
     return FullOutcome(
         counts={**run.counts, "odoo_lines": run.in_domain, "lines": run.lines, "merged_lines": run.merged,

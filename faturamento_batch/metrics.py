@@ -33,6 +33,7 @@ HELP = {
     "run_duration_seconds": "Seconds the last run spent in each phase (phase=\"total\": the whole run).",
     "rows": "Rows of each part the last run computed (ChangeSet parts, read/merged counts, stock parts).",
     "rows_written": "Rows the last run's statements affected, by table and action.",
+    "rows_left_alone": "Rows the last run planned and left alone because a re-check refused them (the application changed them), by table.",
     "odoo_calls": "Odoo RPC calls the last run made.",
     "sql_statements": "SQL statements the last run sent to PostgreSQL.",
     "peak_memory_bytes": "Peak resident memory of the last run's process.",
@@ -110,6 +111,8 @@ def _samples(manifest: dict, previous: dict[str, float]) -> dict[str, list[tuple
     for key, n in (manifest.get("written") or {}).items():
         table, _, action = key.rpartition(".")
         out["rows_written"].append(({"table": table or key, "action": action}, float(n)))
+    for table, n in (stock.get("left_alone") or {}).items():
+        out["rows_left_alone"].append(({"table": table}, float(n)))
     if "odoo" in manifest:
         out["odoo_calls"].append(({}, float(manifest["odoo"].get("total_calls", 0))))
     if "sql_statements" in manifest:

@@ -134,7 +134,7 @@ def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start,
             cs, existing = outcome.stock_inputs()
             stock = stock_stage.plan_for_sync(url, cs, existing, full=True,
                                               catch_up=CatchUp.of(settings.rules, settings.job, start.now),
-                                              features=start.features)
+                                              features=start.features, pallet_codes=settings.rules.pallet_codes)
             del cs, existing
             reads.append(stock)
             clock.phase("stock", t)
@@ -281,7 +281,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 t = time.perf_counter()
                 stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full,
                                                   catch_up=CatchUp.of(settings.rules, settings.job, start.now),
-                                              features=start.features)
+                                              features=start.features, pallet_codes=settings.rules.pallet_codes)
                 reads.append(stock)
                 clock.phase("stock", t)
                 _report_stock(manifest, run_dir, stock)
@@ -388,7 +388,7 @@ def run_stock(settings: Settings) -> RunResult:
         log.info("run %s: stock stage for %s", run_id, ", ".join(settings.stock_nfs) or "the pending NFs")
         t = time.perf_counter()
         stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs), CatchUp.of(settings.rules, settings.job, start.now),
-                                         start.features)
+                                         features=start.features, pallet_codes=settings.rules.pallet_codes)
         reads.append(stock)
         clock.phase("stock", t)
         _report_stock(manifest, run_dir, stock)

@@ -127,6 +127,7 @@ STOCK_ITEM = pl.Schema(
         "status": pl.String,
         "erro_validacao": pl.String,
         "embarque_status": pl.String,
+        "carvia_cotacao_id": pl.Int64,  # null when the database has no CarVia column (§10)
     }
 )
 # separacao rows of the run's orders (`num_pedido`).
@@ -139,6 +140,7 @@ STOCK_SEPARATION = pl.Schema(
         "qtd_saldo": pl.Float64,
         "sincronizado_nf": pl.Boolean,
         "numero_nf": pl.String,
+        "status": pl.String,
     }
 )
 # Active FATURAMENTO movimentacao_estoque rows of the run's NFs.
@@ -165,7 +167,9 @@ STOCK_OPEN_INCONSISTENCY = pl.Schema(
     }
 )
 # Existing faturamento_parcial_justificativa keys of the run's NFs.
-STOCK_JUSTIFICATION_KEY = pl.Schema({"separacao_lote_id": pl.String, "cod_produto": pl.String, "numero_nf": pl.String})
+STOCK_JUSTIFICATION_KEY = pl.Schema(
+    {"separacao_lote_id": pl.String, "num_pedido": pl.String, "cod_produto": pl.String, "numero_nf": pl.String}
+)
 
 # Out: the `StockPlan`, one frame per kind of write (also the run artifacts).
 
@@ -216,6 +220,11 @@ STOCK_MOVEMENT_COMPLETE = pl.Schema(
 STOCK_ITEM_LINK = pl.Schema(
     {"id": pl.Int64, "numero_nf": pl.String, "separacao_lote_id": pl.String, "clear_erro": pl.Boolean}
 )
+# Divergent embarque_itens (§10: active, naming the NF, `pedido` ≠ the NF's order) whose
+# erro_validacao is empty get `erro_validacao` (re-check: still empty, still naming the NF).
+STOCK_ITEM_FLAG = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "erro_validacao": pl.String})
+# separacao rows of (lot, order) not yet FATURADO and not synced by the stage (re-check: still not FATURADO).
+STOCK_SEPARATION_STATUS = pl.Schema({"id": pl.Int64, "separacao_lote_id": pl.String, "num_pedido": pl.String})
 # separacao rows to sync (re-check: sincronizado_nf still false).
 STOCK_SEPARATION_LINK = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "separacao_lote_id": pl.String})
 # faturamento_produto status of a whole NF (re-check: the line still has `status_from`).

@@ -24,13 +24,14 @@ from datetime import datetime
 import polars as pl
 
 from .db.features import Features
-from .db.read_stock import CatchUp, StockState, read_candidate_lines, read_stock_state
+from .db.read_stock import CatchUp, StockState, read_candidate_lines, read_stock_state, reversed_nfs
 from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from .db.write_stock import StockWriteSummary, write_stock
 from .diff import ChangeSet
 from .errors import ConfigError
 from .schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
 from .stock import StockInput, StockPlan, plan_stock
+from .stock.writes import PALLET_CODES
 
 POSTED = ("Lançado", "SEM_LOTE")
 
@@ -87,7 +88,9 @@ WRITTEN_KEYS = {
     "movements_created": "movimentacao_estoque.insert",
     "movements_completed": "movimentacao_estoque.complete",
     "items_linked": "embarque_itens.link",
+    "items_divergent": "embarque_itens.divergent",
     "separations_synced": "separacao.sync",
+    "separations_faturado": "separacao.faturado",
     "status_changes": "faturamento_produto.status_nfs",
     "inconsistencies_opened": "inconsistencia_faturamento.open",
     "inconsistencies_resolved": "inconsistencia_faturamento.resolve",
@@ -104,6 +107,8 @@ class StockStage:
     statements: int  # SQL statements the reads sent
     timings: dict[str, float] = field(default_factory=dict)
     written: StockWriteSummary | None = None
+    new_nfs: list[str] = field(default_factory=list)  # NFs the run inserted: their shipments are re-validated
+    features: Features = field(default_factory=Features)
 
     @property
     def rows_to_write(self) -> int:
@@ -112,7 +117,7 @@ class StockStage:
     def write(self, writer, now: datetime) -> StockWriteSummary:
         """Send the plan through `writer` (the run's `db.write.Writer`, transaction open)."""
         started = time.perf_counter()
-        self.written = write_stock(writer, self.plan, now)
+        self.written = write_stock(writer, self.plan, now, features=self.features, new_nfs=self.new_nfs)
         self.timings["write"] = round(time.perf_counter() - started, 4)
         return self.written
 
@@ -130,7 +135,9 @@ class StockStage:
         links = pl.concat(
             [
                 p.item_links.with_columns(pl.lit("item").alias("kind")),
+                p.item_flags.select("id", "numero_nf", pl.lit("item_divergent").alias("kind")),
                 p.separation_links.with_columns(pl.lit("separation").alias("kind")),
+                p.separation_statuses.select("id", "separacao_lote_id", pl.lit("separation_faturado").alias("kind")),
             ],
             how="diagonal_relaxed",
         )
@@ -151,7 +158,9 @@ class StockStage:
             "movements_created": p.movement_inserts.height,
             "movements_completed": p.movement_completions.height,
             "items_linked": p.item_links.height,
+            "items_divergent": p.item_flags.height,
             "separations_synced": p.separation_links.height,
+            "separations_faturado": p.separation_statuses.height,
             "status_changes": p.status_changes.height,
             "inconsistencies_opened": int((action == "open").sum()),
             "inconsistencies_resolved": int((action == "resolve").sum()),
@@ -181,8 +190,8 @@ def _shaped(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
 
 
-def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict,
-          features: Features = Features()) -> StockStage:
+def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict, *,
+          features: Features, pallet_codes: tuple[str, ...]) -> StockStage:
     """Read the rest of the stock state for `lines`' NFs and orders, and plan."""
     started = time.perf_counter()
     posted = lines.filter(pl.col("status_nf").is_in(POSTED))
@@ -194,22 +203,29 @@ def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, ti
     plan = plan_stock(StockInput(
         nf_lines=lines, items=state.items, separations=state.separations, movements=state.movements,
         open_inconsistencies=state.open_inconsistencies, justification_keys=state.justification_keys,
-    ))  # fmt: skip
+    ), pallet_codes=tuple(pallet_codes))  # fmt: skip
     if not features.inconsistencia_faturamento:  # dropped in production: the reason stays in `stock_assignments`
         plan = replace(plan, inconsistencies=plan.inconsistencies.clear())
     timings["plan"] = round(time.perf_counter() - started, 4)
     candidates = lines.get_column("numero_nf").n_unique()
-    return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings)
+    return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings,
+                      features=features)  # fmt: skip
 
 
 def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool, catch_up: CatchUp | None = None,
-                  features: Features = Features()) -> StockStage:
-    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from;
-    `catch_up`, the bounded catch-up of every run (DESIGN §10; None: none)."""
+                  features: Features = Features(), pallet_codes: tuple[str, ...] = PALLET_CODES) -> StockStage:
+    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from.
+    `catch_up`: the bounded catch-up of every run (§10; None: none); `features`: the database's
+    optional parts (§10); `pallet_codes`: products with no movement."""
     started = time.perf_counter()
     after = lines_after_import(cs, existing)
     seeds = pl.concat([cs.inserts.select("numero_nf"), cs.reactivations.select("numero_nf")]).unique()
-    cancelled = cs.cancellations.get_column("numero_nf").to_list()
+    freed = cs.cancellations.select("numero_nf")
+    extra_reads = 0
+    if features.revertida and freed.height:  # the cascade spares reversed NFs: their items stay taken
+        freed = freed.join(reversed_nfs(url, freed.get_column("numero_nf").to_list()), on="numero_nf", how="anti")
+        extra_reads = 1
+    cancelled = freed.get_column("numero_nf").to_list()
     found = read_candidate_lines(url, pending=True, catch_up=catch_up, cancelled=cancelled, features=features)
     wanted = pl.concat([seeds, found.lines.select("numero_nf")]).unique()
     lines = pl.concat([
@@ -217,11 +233,13 @@ def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool
         found.lines.join(after.select("numero_nf").unique(), on="numero_nf", how="anti"),
     ])  # fmt: skip
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, lines, cs.cancellations, found.statements, timings, features)
+    stage = _plan(url, lines, freed, found.statements + extra_reads, timings, features=features, pallet_codes=pallet_codes)
+    stage.new_nfs = cs.inserts.get_column("numero_nf").unique().sort().to_list()
+    return stage
 
 
-def plan_for_nfs(url: str, nfs: list[str] | None, catch_up: CatchUp | None = None,
-                 features: Features = Features()) -> StockStage:
+def plan_for_nfs(url: str, nfs: list[str] | None, catch_up: CatchUp | None = None, *, features: Features = Features(),
+                 pallet_codes: tuple[str, ...] = PALLET_CODES) -> StockStage:
     """The stage alone (`stock`): the listed NFs as the database holds them, or the pending NFs
     and the bounded `catch_up`."""
     started = time.perf_counter()
@@ -234,4 +252,5 @@ def plan_for_nfs(url: str, nfs: list[str] | None, catch_up: CatchUp | None = Non
             shown = ", ".join(f"`{nf}`" for nf in missing[:10]) + (" …" if len(missing) > 10 else "")
             raise ConfigError(f"`--nfs`: no invoice line in faturamento_produto for NF {shown}; nothing was done")
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings, features)
+    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings,
+                 features=features, pallet_codes=pallet_codes)  # fmt: skip

@@ -44,8 +44,8 @@ FIXED_TS_TEXT = "2026-01-01 00:00:00.000000"
 
 
 def _coerce(table, column: str, value):
-    if column not in schema.metadata.tables[table].c:
-        return value  # a column of production's schema only
+    if column not in schema.metadata.tables[table].c:  # a column a scenario's setup_sql added (§10)
+        return value
     col = schema.metadata.tables[table].c[column]
     python_type = col.type.python_type if hasattr(col.type, "python_type") else str
     if value is None:
@@ -118,7 +118,13 @@ def load_cascade_rows(url: str, nfs: list[str]) -> None:
 
 
 def read_table(url: str, table: str, columns: list[str] | None = None, order: str | None = None) -> pl.DataFrame:
-    """A table as a frame; numerics come back as text at their scale, so '1.500' compares exactly."""
+    """A table as a frame; numerics come back as text at their scale, so '1.500' compares exactly.
+    A table or column `init-db` does not create (a scenario's setup_sql made it) is read as text."""
+    if table not in schema.metadata.tables or any(c not in schema.metadata.tables[table].c for c in columns or []):
+        known = schema.metadata.tables[table].c if table in schema.metadata.tables else {}
+        exprs = [c if c in known and type(known[c].type).__name__ != "Numeric" else f"{c}::text AS {c}" for c in columns or []]
+        query = f"SELECT {', '.join(exprs)} FROM {table}" + (f" ORDER BY {order}" if order else "")
+        return cx.read_sql(url, query, return_type="polars")
     tbl = schema.metadata.tables[table]
     cols = columns or [c.name for c in tbl.c]
     exprs = [f"{c}::text AS {c}" if type(tbl.c[c].type).__name__ == "Numeric" else c for c in cols]
@@ -145,4 +151,22 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
             continue
         frame = read_table(url, table.name, order="1")
         out[table.name] = frame.rows()
+    for extra in EXTRA_TABLES:  # the optional tables a scenario may have created (DESIGN §10)
+        if scalar(url, "SELECT to_regclass($1) IS NOT NULL", (extra,)):
+            out[extra] = cx.read_sql(url, f"SELECT t::text AS row FROM {extra} t ORDER BY 1", return_type="polars").rows()
     return out
+
+
+EXTRA_TABLES = ("carteira_principal", "entregas_monitoradas")
+
+
+def execute(url: str, *statements: str) -> None:
+    """Run SQL statements (a scenario's setup: the optional columns and tables of §10) and commit."""
+    conn = adbc_connect(url)
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()

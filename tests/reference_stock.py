@@ -18,7 +18,7 @@ import math
 from decimal import Decimal
 
 POSTED = ("Lançado", "SEM_LOTE")
-CLEARED_ERRORS = ("NF_PENDENTE_FATURAMENTO", "NF_DIVERGENTE", "NF cancelada no Odoo")
+PALLET_CODES = ("208000012",)
 SCALE = 10**9  # a product's ratio counts truncated to 9 decimals
 MILLI = Decimal("0.001")
 
@@ -57,7 +57,11 @@ def as_decimal(milli: int) -> Decimal:
     return (Decimal(milli) * MILLI).quantize(MILLI)
 
 
-def reference_stock(state: dict[str, list[dict]]) -> dict[str, list[dict]]:
+def carvia(item: dict) -> bool:
+    return (item.get("carvia_cotacao_id") or 0) != 0 or (item["separacao_lote_id"] or "").startswith("CARVIA-")
+
+
+def reference_stock(state: dict[str, list[dict]], pallet_codes: tuple[str, ...] = PALLET_CODES) -> dict[str, list[dict]]:
     # ---- the NFs processed: posted lines only
     nfs: dict[str, list[dict]] = {}
     for line in state["nf_lines"]:
@@ -69,14 +73,15 @@ def reference_stock(state: dict[str, list[dict]]) -> dict[str, list[dict]]:
         order_of[n] = min(origens) if origens else None
     nf_order = sorted(nfs, key=nf_key)
 
+    # Only pending separations (sincronizado_nf false, not null) count (§10).
     separated: dict[tuple, int] = {}
     for s in state["separations"]:
-        if s["separacao_lote_id"] is None or s["cod_produto"] is None:
+        if s["separacao_lote_id"] is None or s["sincronizado_nf"] is not False:
             continue
         key = (s["separacao_lote_id"], s["num_pedido"], s["cod_produto"])
         separated[key] = separated.get(key, 0) + milli_of_float(s["qtd_saldo"])
 
-    items = state["items"]
+    items = [it for it in state["items"] if not carvia(it)]
     decision: dict[str, dict] = {}
 
     # ---- rule 1: linked items
@@ -114,14 +119,21 @@ def reference_stock(state: dict[str, list[dict]]) -> dict[str, list[dict]]:
             }
             - taken_by_link
         )
-        for lot in lots:
+        pending = {lt for (lt, od, _p) in separated if od == o}
+        candidates = [lot for lot in lots if lot in pending or len(lots) == 1]
+        for lot in candidates:
             units = 0
+            held = {p: q for (lt, od, p), q in separated.items() if lt == lot and od == o}
             for line in nfs[n]:
                 q_nf = milli_of_decimal(line["qtd_produto_faturado"])
-                q_sep = separated.get((lot, o, line["cod_produto"]), 0)
+                q_sep = held.get(line["cod_produto"], 0)
                 lo, hi = min(q_nf, q_sep), max(q_nf, q_sep)
                 ratio = lo / hi if lo > 0 else 0.0
                 units += math.floor(ratio * SCALE)
+            n_sep = len(held)
+            extras = len(set(held) - {ln["cod_produto"] for ln in nfs[n]})
+            if n_sep:  # × (1 − 0.2 × extras / n_sep), in integers
+                units = units * (5 * n_sep - extras) // (5 * n_sep)
             score = float(units) / (float(len(nfs[n])) * SCALE)
             if units > 0 or len(lots) == 1:
                 pairs.append((score, n, lot))
@@ -164,9 +176,11 @@ def reference_stock(state: dict[str, list[dict]]) -> dict[str, list[dict]]:
         return min(ids)
 
     plan: dict[str, list[dict]] = {k: [] for k in (
-        "assignments", "movement_inserts", "movement_completions", "item_links", "separation_links",
-        "status_changes", "inconsistencies", "justifications")}  # fmt: skip
+        "assignments", "movement_inserts", "movement_completions", "item_links", "item_flags", "separation_links",
+        "separation_statuses", "status_changes", "inconsistencies", "justifications")}  # fmt: skip
 
+    status_done: set = set()
+    synced_ids: set = set()
     for n in nf_order:
         d, o, lines = decision[n], order_of[n], nfs[n]
         lot, embarque = d["lot"], embarque_of(n)
@@ -183,7 +197,7 @@ def reference_stock(state: dict[str, list[dict]]) -> dict[str, list[dict]]:
             existing = [m for m in state["movements"] if m["numero_nf"] == n and m["cod_produto"] == p]
             observacao = f"Baixa automática NF {n} - lote separação {lot}" if lot is not None else (
                 f"Baixa automática NF {n} - Sem Separação")  # fmt: skip
-            if not existing:
+            if not existing and p not in pallet_codes:
                 plan["movement_inserts"].append({
                     "cod_produto": p, "nome_produto": line["nome_produto"], "data_movimentacao": data,
                     "tipo_movimentacao": "FATURAMENTO", "local_movimentacao": "VENDA",
@@ -207,10 +221,17 @@ def reference_stock(state: dict[str, list[dict]]) -> dict[str, list[dict]]:
                 for it in items:
                     if it["separacao_lote_id"] == lot and it["pedido"] == o and empty_nf(it["nota_fiscal"]):
                         plan["item_links"].append({"id": it["id"], "numero_nf": n, "separacao_lote_id": lot,
-                                                   "clear_erro": it["erro_validacao"] in CLEARED_ERRORS})
+                                                   "clear_erro": it["erro_validacao"] is not None})
                 for s in state["separations"]:
                     if s["separacao_lote_id"] == lot and s["num_pedido"] == o and s["sincronizado_nf"] is False:
                         plan["separation_links"].append({"id": s["id"], "numero_nf": n, "separacao_lote_id": lot})
+                        synced_ids.add(s["id"])
+            if o is not None:
+                for s in state["separations"]:
+                    if (s["separacao_lote_id"] == lot and s["num_pedido"] == o and s["status"] != "FATURADO"
+                            and s["id"] not in synced_ids and s["id"] not in status_done):
+                        plan["separation_statuses"].append({"id": s["id"], "separacao_lote_id": lot, "num_pedido": o})
+                        status_done.add(s["id"])
             if "SEM_LOTE" in statuses:
                 plan["status_changes"].append({"numero_nf": n, "status_from": "SEM_LOTE", "status_nf": "Lançado"})
             for r in opens:
@@ -218,24 +239,34 @@ def reference_stock(state: dict[str, list[dict]]) -> dict[str, list[dict]]:
                     "action": "resolve", "id": r["id"], "tipo": r["tipo"], "numero_nf": n, "num_pedido": None,
                     "cod_produto": None, "qtd_faturada": None, "observacao_resolucao": None,
                 })  # fmt: skip
-            # justifications
-            invoiced = {ln["cod_produto"]: milli_of_decimal(ln["qtd_produto_faturado"]) for ln in lines}
-            held = {p: q for (lt, od, p), q in separated.items() if lt == lot and od == o}
-            keys = {(k["separacao_lote_id"], k["cod_produto"], k["numero_nf"]) for k in state["justification_keys"]}
-            for p in sorted(set(invoiced) | set(held)):
-                q_fat, q_sep = invoiced.get(p, 0), held.get(p, 0)
-                if q_fat == q_sep or (lot, p, n) in keys:
-                    continue
-                plan["justifications"].append({
-                    "separacao_lote_id": lot, "num_pedido": o, "cod_produto": p, "numero_nf": n,
-                    "qtd_separada": as_decimal(q_sep), "qtd_faturada": as_decimal(q_fat),
-                    "qtd_saldo": as_decimal(abs(q_sep - q_fat)), "motivo_nao_faturamento": "DIVERGENCIA_AUTO",
-                    "classificacao_saldo": "NECESSITA_COMP",
-                    "descricao_detalhada": f"Separado {as_decimal(q_sep)}, faturado {as_decimal(q_fat)}",
-                })  # fmt: skip
+            # justifications: only a scored lot below 0.99; products in both with a ratio below 0.99
+            if d["how"] == "candidate" and d["score"] < 0.99:
+                invoiced = {ln["cod_produto"]: milli_of_decimal(ln["qtd_produto_faturado"]) for ln in lines}
+                held = {p: q for (lt, od, p), q in separated.items() if lt == lot and od == o}
+                keys = {(k["separacao_lote_id"], k["num_pedido"], k["cod_produto"], k["numero_nf"])
+                        for k in state["justification_keys"]}  # fmt: skip
+                for p in sorted(set(invoiced) & set(held)):
+                    q_fat, q_sep = invoiced[p], held[p]
+                    if q_fat <= 0 or q_sep <= 0 or (lot, o, p, n) in keys:
+                        continue
+                    ratio = min(q_fat, q_sep) / max(q_fat, q_sep)
+                    if ratio >= 0.99:
+                        continue
+                    plan["justifications"].append({
+                        "separacao_lote_id": lot, "num_pedido": o, "cod_produto": p, "numero_nf": n,
+                        "qtd_separada": as_decimal(q_sep), "qtd_faturada": as_decimal(q_fat),
+                        "qtd_saldo": as_decimal(max(q_sep - q_fat, 0)), "motivo_nao_faturamento": "",
+                        "classificacao_saldo": "", "descricao_detalhada": f"Divergência detectada: Score {ratio:.2%}",
+                    })  # fmt: skip
         else:
             if "Lançado" in statuses:
                 plan["status_changes"].append({"numero_nf": n, "status_from": "Lançado", "status_nf": "SEM_LOTE"})
+            if d.get("why") == "divergence":
+                for it in sorted(items, key=lambda it: it["id"]):
+                    if (active(it) and it["nota_fiscal"] == n and it["pedido"] != o
+                            and (it["erro_validacao"] is None or it["erro_validacao"] == "")):
+                        plan["item_flags"].append({"id": it["id"], "numero_nf": n, "erro_validacao":
+                            f"NF_DIVERGENTE: Pedido NF ({o or ''}) != Pedido Item ({it['pedido'] or ''})"})
             products = sorted({ln["cod_produto"] for ln in lines})
             why = d["why"]
             if why == "no_order":
@@ -274,12 +305,19 @@ def apply_plan(state: dict[str, list[dict]], plan: dict[str, list[dict]]) -> dic
     for it in new["items"]:
         if it["id"] in links:
             it["nota_fiscal"] = links[it["id"]]["numero_nf"]
-            if links[it["id"]]["clear_erro"]:
-                it["erro_validacao"] = None
+            it["erro_validacao"] = None
+    flags = {f["id"]: f["erro_validacao"] for f in plan["item_flags"]}
+    for it in new["items"]:
+        if it["id"] in flags:
+            it["erro_validacao"] = flags[it["id"]]
     synced = {s["id"]: s["numero_nf"] for s in plan["separation_links"]}
     for s in new["separations"]:
         if s["id"] in synced:
-            s["numero_nf"], s["sincronizado_nf"] = synced[s["id"]], True
+            s["numero_nf"], s["sincronizado_nf"], s["status"] = synced[s["id"]], True, "FATURADO"
+    faturado = {s["id"] for s in plan["separation_statuses"]}
+    for s in new["separations"]:
+        if s["id"] in faturado:
+            s["status"] = "FATURADO"
     done = {c["id"]: c for c in plan["movement_completions"]}
     for m in new["movements"]:
         if m["id"] in done:
@@ -303,7 +341,8 @@ def apply_plan(state: dict[str, list[dict]], plan: dict[str, list[dict]]) -> dic
             next_id += 1
     new["open_inconsistencies"] = rows
     new["justification_keys"] = new["justification_keys"] + [
-        {"separacao_lote_id": j["separacao_lote_id"], "cod_produto": j["cod_produto"], "numero_nf": j["numero_nf"]}
+        {"separacao_lote_id": j["separacao_lote_id"], "num_pedido": j["num_pedido"], "cod_produto": j["cod_produto"],
+         "numero_nf": j["numero_nf"]}
         for j in plan["justifications"]
     ]
     return new

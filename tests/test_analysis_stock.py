@@ -72,19 +72,16 @@ def test_nfs_without_lot_say_why(runs):
 
 def test_divergences_by_product(runs):
     got = an.divergences_by_product(runs["justified"])
-    # LP separated A2 2 / invoiced 3 (above), A3 1.5 + 2.5 / not invoiced; A4's row existed already.
-    assert got.rows() == [
-        ("A3", 1, 1, 4.0, 0.0, 4.0, 0, 1),
-        ("A2", 1, 1, 2.0, 3.0, 1.0, 1, 0),
-    ]
-    assert an.divergences_by_product(runs["mixed"]).rows() == [("A1", 1, 1, 3.0, 2.0, 1.0, 0, 0)]
+    # §10: only A2 (separated 2 / invoiced 3: above, saldo 0); A3 and A4 were only separated.
+    assert got.columns[-2:] == ["invoiced_above", "separated_above"]
+    assert got.rows() == [("A2", 1, 1, 2.0, 3.0, 0.0, 1, 0)]
+    assert an.divergences_by_product(runs["mixed"]).rows() == [("A1", 1, 1, 3.0, 2.0, 1.0, 0, 1)]
 
 
 def test_justification_rows(runs):
     got = an.justification_rows(runs["justified"])
-    assert got.select("numero_nf", "separacao_lote_id", "cod_produto", "qtd_saldo").rows() == [
-        ("8301", "LP", "A2", 1.0),
-        ("8301", "LP", "A3", 4.0),
+    assert got.select("numero_nf", "separacao_lote_id", "cod_produto", "qtd_saldo", "descricao_detalhada").rows() == [
+        ("8301", "LP", "A2", 0.0, "Divergência detectada: Score 66.67%"),
     ]
     assert got.schema["qtd_separada"] == pl.Float64
 

@@ -41,17 +41,27 @@ def test_demo_runs_full_then_incremental(tmp_path, monkeypatch, capsys):
     assert "stock:" in err.split("== day 2")[1]  # the summary's stock line
     assert second["odoo"]["total_calls"] > 0 and second["counts"]["odoo_lines"] < first["counts"]["odoo_lines"]
 
-    # In the demo database: the justification is the half-picked product, the divergence
-    # names the other order, and the picked NFs are linked and synced.
+    # In the demo database: the justification is the product picked at twice what was
+    # invoiced (production's row: left for the users, the score in the text), the
+    # divergence names the other order, and the picked NFs are linked and synced.
     url = embedded_url(state / "pgdata", DEMO_DB)
     (jus,) = read_table(url, "faturamento_parcial_justificativa").rows(named=True)
-    assert jus["num_pedido"] == jus["separacao_lote_id"].removeprefix("LOTE-") and jus["motivo_nao_faturamento"] == "DIVERGENCIA_AUTO"
-    assert float(jus["qtd_separada"]) < float(jus["qtd_faturada"]) and jus["criado_por"] == "faturamento_batch"
-    assert float(jus["qtd_saldo"]) == float(jus["qtd_faturada"]) - float(jus["qtd_separada"])
+    assert jus["num_pedido"] == jus["separacao_lote_id"].removeprefix("LOTE-") and jus["motivo_nao_faturamento"] == ""
+    assert float(jus["qtd_separada"]) == 2 * float(jus["qtd_faturada"]) and jus["criado_por"] == "faturamento_batch"
+    assert float(jus["qtd_saldo"]) == float(jus["qtd_separada"]) - float(jus["qtd_faturada"])
+    assert jus["descricao_detalhada"] == "Divergência detectada: Score 50.00%" and jus["classificacao_saldo"] == ""
+    # The divergent item's text, and the shipment waiting for a day-2 NF, re-validated.
+    shown = err.split("shipment items re-validated or flagged")[1]
+    assert "NF_DIVERGENTE: Pedido NF (" in shown and ") != Pedido Item (OUTRO-PEDIDO)" in shown
+    assert "pertence ao CNPJ" in shown and " · ok · " in shown
+    assert second["written"]["embarque_itens.revalidate_validated"] == 1
+    assert second["written"]["embarque_itens.revalidate_divergent"] == 1
     incs = read_table(url, "inconsistencia_faturamento", ["tipo", "resolvida", "acao_tomada", "observacao_resolucao"])
     (divergence,) = incs.filter(incs["tipo"] == "DIVERGENCIA_NF_EMBARQUE").rows(named=True)
     assert divergence["resolvida"] is False and "OUTRO-PEDIDO" in divergence["observacao_resolucao"]
     assert incs.filter(incs["acao_tomada"] == "LOTE_VINCULADO").height == w["inconsistencies_resolved"]
     assert incs.filter(incs["acao_tomada"] == "NF_CANCELADA").height > 0  # day 2's cancellations closed theirs
-    items = read_table(url, "embarque_itens", ["pedido", "nota_fiscal"])
-    assert items.filter(items["nota_fiscal"].is_not_null() & (items["pedido"] != "OUTRO-PEDIDO")).height == w["items_linked"]
+    items = read_table(url, "embarque_itens", ["pedido", "nota_fiscal", "cliente"])
+    linked = items.filter(items["nota_fiscal"].is_not_null() & (items["pedido"] != "OUTRO-PEDIDO")
+                          & (items["cliente"] != "Cliente da NF digitada"))  # fmt: skip
+    assert linked.height == w["items_linked"]

@@ -127,3 +127,20 @@ def test_stock_parts_and_label_escaping():
     written = families[f"{PREFIX}_rows_written"].samples[0]
     assert (written.labels["table"], written.labels["action"], written.value) == ("embarque_itens", "link", 1)
     assert families[f"{PREFIX}_last_run_timestamp_seconds"].samples[0].value == 1767607200.0
+
+
+def test_the_new_writes_of_section_10_and_what_their_re_checks_left_alone():
+    manifest = {
+        "job": "j", "status": "success", "finished_at": "2026-01-05T10:00:00",
+        "stock": {"counts": {"items_divergent": 1, "separations_faturado": 2}, "left_alone": {"embarque_itens": 1, "separacao": 0}},
+        "written": {"embarque_itens.revalidate_validated": 2, "carteira_principal.balance": 3,
+                    "faturamento_produto.revertida_spared": 1, "entregas_monitoradas.cancel": 1},
+    }  # fmt: skip
+    families = {f.name: f for f in text_string_to_metric_families(render(manifest))}
+    written = {(s.labels["table"], s.labels["action"]): s.value for s in families[f"{PREFIX}_rows_written"].samples}
+    assert written == {("embarque_itens", "revalidate_validated"): 2, ("carteira_principal", "balance"): 3,
+                       ("faturamento_produto", "revertida_spared"): 1, ("entregas_monitoradas", "cancel"): 1}
+    alone = {s.labels["table"]: s.value for s in families[f"{PREFIX}_rows_left_alone"].samples}
+    assert alone == {"embarque_itens": 1, "separacao": 0}
+    rows = {s.labels["part"]: s.value for s in families[f"{PREFIX}_rows"].samples}
+    assert rows["stock_items_divergent"] == 1 and rows["stock_separations_faturado"] == 2

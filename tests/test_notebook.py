@@ -137,5 +137,5 @@ def test_notebook_stock_section_on_a_run_with_lots_divergences_and_justification
     assert "8602" in lots and "8603" in lots and "PEDY" in lots and "170" in lots
     assert "movements_created" in lots and "nobody changed the rows" in lots
     divergences = _cell(texts, "an.divergences_by_product(run)")
-    assert "A1" in divergences and "8601" in divergences and "LV" in divergences and "Separado" in divergences
+    assert "A1" in divergences and "8601" in divergences and "LV" in divergences and "Divergênc" in divergences
     assert "DIVERGENCIA_NF_EMBARQUE" in divergences and "[image]" in divergences

@@ -3,8 +3,10 @@
 Each folder under data/fixtures/ with a `scenario.json` is one scenario:
 
     {"description": "...",
+     "setup_sql": ["ALTER TABLE …", ...],                         # first: §10's optional columns/tables
      "before": {"<table>": [{"column": value, ...}, ...]},       # rows loaded first
      "runs": [{"load": {"<table>": [{...}, ...]},                 # rows loaded just before this run
+               "sql": ["UPDATE …", ...],                          # statements run after `load`
                "command": "sync",                                 # or "stock" (no Odoo, no --source)
                "dataset": "odoo",                                 # folder with the Odoo JSON files
                "args": ["--apply-drift"],                         # extra arguments of the command
@@ -44,7 +46,7 @@ from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
 
 from .conftest import FIXTURES
-from .dbutil import FIXED_TS_TEXT, load_rows, read_table, snapshot
+from .dbutil import FIXED_TS_TEXT, execute, load_rows, read_table, snapshot
 
 SCENARIOS = sorted(p for p in FIXTURES.iterdir() if (p / "scenario.json").is_file()) if FIXTURES.is_dir() else []
 
@@ -145,6 +147,8 @@ def _on_production(spec: dict) -> tuple[dict, list[str]]:
             del where[key]
             changed.append(what)
 
+    # The optional columns and tables a scenario adds to init-db's schema are production's already.
+    drop(spec, "setup_sql", "no setup_sql: production's schema has those columns and tables")
     drop(spec.get("before", {}), INCONSISTENCIES, f"rows of `{INCONSISTENCIES}` loaded before")
     for i, run in enumerate(spec["runs"]):
         drop(run.get("load", {}), INCONSISTENCIES, f"run {i}: rows of `{INCONSISTENCIES}` loaded")
@@ -175,10 +179,12 @@ def test_scenario(scenario: Path, schema_db: tuple[str, str], tmp_path: Path) ->
         spec, changed = _on_production(spec)
         if changed:
             print(f"{scenario.name} on production's schema: " + "; ".join(changed))
+    execute(db_url, *spec.get("setup_sql", []))
     load_rows(db_url, spec.get("before", {}))
     runs_dir = tmp_path / "runs"
     for run in spec["runs"]:
         load_rows(db_url, run.get("load", {}))
+        execute(db_url, *run.get("sql", []))
         code, run_dir = _sync(scenario, run, db_url, runs_dir)
         assert code == run.get("exit", 0), read_manifest(run_dir).get("error")
         _check_run(run, db_url, run_dir)

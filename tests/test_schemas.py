@@ -66,7 +66,7 @@ def test_ddl_is_guarded_and_has_the_key_indexes():
 # columns that are not the table's (a shipment's status, a plan's `action`) are listed apart.
 STOCK_FRAMES = [
     ("STOCK_NF_LINE", faturamento_produto, set()),
-    ("STOCK_ITEM", embarque_itens, {"embarque_status"}),
+    ("STOCK_ITEM", embarque_itens, {"embarque_status", "carvia_cotacao_id"}),  # the CarVia column is optional (§10)
     ("STOCK_SEPARATION", separacao, set()),
     ("STOCK_MOVEMENT", movimentacao_estoque, set()),
     ("STOCK_OPEN_INCONSISTENCY", inconsistencia_faturamento, set()),
@@ -74,7 +74,9 @@ STOCK_FRAMES = [
     ("STOCK_MOVEMENT_INSERT", movimentacao_estoque, set()),
     ("STOCK_MOVEMENT_COMPLETE", movimentacao_estoque, set()),
     ("STOCK_ITEM_LINK", embarque_itens, {"numero_nf", "clear_erro"}),  # numero_nf → nota_fiscal
+    ("STOCK_ITEM_FLAG", embarque_itens, {"numero_nf"}),  # numero_nf → nota_fiscal
     ("STOCK_SEPARATION_LINK", separacao, set()),
+    ("STOCK_SEPARATION_STATUS", separacao, set()),
     ("STOCK_STATUS_CHANGE", faturamento_produto, {"status_from"}),
     ("STOCK_INCONSISTENCY", inconsistencia_faturamento, {"action"}),
     ("STOCK_JUSTIFICATION", faturamento_parcial_justificativa, set()),

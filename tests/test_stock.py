@@ -28,9 +28,9 @@ def item(i, lot, pedido="O1", nota=None, *, embarque=1, status="ativo", embarque
             "status": status, "erro_validacao": erro, "embarque_status": embarque_status}  # fmt: skip
 
 
-def sep(i, lot, p, q, pedido="O1", synced=False):
+def sep(i, lot, p, q, pedido="O1", synced=False, status="ABERTO"):
     return {"id": i, "separacao_lote_id": lot, "num_pedido": pedido, "cod_produto": p, "qtd_saldo": q,
-            "sincronizado_nf": synced, "numero_nf": None}  # fmt: skip
+            "sincronizado_nf": synced, "numero_nf": None, "status": status}  # fmt: skip
 
 
 def state(lines, items=(), seps=(), movements=(), opens=(), keys=()):
@@ -193,10 +193,11 @@ def test_nota_fiscal_empty_text_and_null_are_both_free_and_both_get_linked():
     assert row(p.assignments, numero_nf="100")["embarque_id"] == 1
 
 
-def test_erro_validacao_is_cleared_for_the_three_texts_and_kept_otherwise():
-    erros = ["NF_PENDENTE_FATURAMENTO", "NF_DIVERGENTE", "NF cancelada no Odoo", "Peso divergente", None]
+def test_a_linked_item_s_erro_validacao_is_cleared_whatever_it_held():
+    erros = ["NF_PENDENTE_FATURAMENTO", "NF_DIVERGENTE: NF 1 pertence ao CNPJ 2, não a 3", "Peso divergente", "", None]
     p = plan(state([line("100", "P1", "5")], [item(i, "L1", erro=e) for i, e in enumerate(erros, 1)]))
-    assert dict(p.item_links.select("id", "clear_erro").iter_rows()) == {1: True, 2: True, 3: True, 4: False, 5: False}
+    # Every one is linked (the writer sets erro_validacao NULL); clear_erro says it held something.
+    assert dict(p.item_links.select("id", "clear_erro").iter_rows()) == {1: True, 2: True, 3: True, 4: True, 5: False}
 
 
 def test_an_nf_with_empty_origem_has_no_lot_unless_an_item_names_it():
@@ -244,6 +245,8 @@ def test_with_a_lot_every_write_of_section_9():
     # Items of (L1, O1) whatever their status; not the other order's.
     assert p.item_links["id"].to_list() == [1, 2]
     assert p.separation_links.rows() == [(1, "100", "L1"), (2, "100", "L1")]  # not 5: null is not false
+    # §10: every other separation of (L1, O1) not yet FATURADO becomes FATURADO, synced or not.
+    assert p.separation_statuses.rows() == [(3, "L1", "O1"), (5, "L1", "O1")]
     assert p.status_changes.is_empty() and p.inconsistencies.is_empty() and p.justifications.is_empty()
     assert ACTOR == "faturamento_batch"
 
@@ -298,23 +301,102 @@ def test_without_a_lot_the_open_inconsistency_is_updated_never_duplicated_and_le
     ]
 
 
-def test_justifications_for_a_product_separated_not_invoiced_and_one_invoiced_above_the_separation():
+def test_justifications_only_for_products_in_both_with_a_ratio_below_0_99_as_production_writes_them():
+    # NF: P1 8, P2 3, P3 1, P5 1. Pending separation of L1: P1 10, P2 2.5, P3 1.0004 (= 1 at 3 decimals),
+    # P4 4 (only separated), P5 2. Score = (0.8 + 2.5/3 + 1 + 0.5)/4 × (1 − 0.2 × 1/5) < 0.99.
     p = plan(state(
-        [line("100", "P1", "8"), line("100", "P2", "3"), line("100", "P3", "1")],
+        [line("100", "P1", "8"), line("100", "P2", "3"), line("100", "P3", "1"), line("100", "P5", "1")],
         [item(1, "L1")],
         [sep(1, "L1", "P1", 10.0), sep(2, "L1", "P2", 2.5), sep(3, "L1", "P3", 1.0004), sep(4, "L1", "P4", 4.0),
-         sep(5, "L1", "P5", 1.0)],
-        keys=[{"separacao_lote_id": "L1", "cod_produto": "P5", "numero_nf": "100"}],
+         sep(5, "L1", "P5", 2.0)],
+        keys=[{"separacao_lote_id": "L1", "num_pedido": "O1", "cod_produto": "P5", "numero_nf": "100"},
+              {"separacao_lote_id": "L1", "num_pedido": "O2", "cod_produto": "P2", "numero_nf": "100"}],
     ))  # fmt: skip
     got = p.justifications.select("cod_produto", "qtd_separada", "qtd_faturada", "qtd_saldo", "descricao_detalhada")
     assert got.rows() == [
-        ("P1", D("10.000"), D("8.000"), D("2.000"), "Separado 10.000, faturado 8.000"),
-        ("P2", D("2.500"), D("3.000"), D("0.500"), "Separado 2.500, faturado 3.000"),
-        ("P4", D("4.000"), D("0.000"), D("4.000"), "Separado 4.000, faturado 0.000"),
-    ]  # P3 equal at 3 decimals; P5 already justified
+        ("P1", D("10.000"), D("8.000"), D("2.000"), "Divergência detectada: Score 80.00%"),
+        ("P2", D("2.500"), D("3.000"), D("0.000"), "Divergência detectada: Score 83.33%"),
+    ]  # P3 equal; P4 only separated; P5 already justified for (L1, O1) — the O2 key does not count
     first = p.justifications.row(0, named=True)
     assert (first["separacao_lote_id"], first["num_pedido"], first["numero_nf"]) == ("L1", "O1", "100")
-    assert (first["motivo_nao_faturamento"], first["classificacao_saldo"]) == ("DIVERGENCIA_AUTO", "NECESSITA_COMP")
+    assert (first["motivo_nao_faturamento"], first["classificacao_saldo"]) == ("", "")
+
+
+def test_no_justification_when_the_lot_scores_0_99_or_more_or_was_linked():
+    # 100: P1 100 vs 99 separated, P2 equal → (0.99 + 1)/2 = 0.995 ≥ 0.99: no row although P1 differs.
+    p = plan(state([line("100", "P1", "100"), line("100", "P2", "5")], [item(1, "L1")],
+                   [sep(1, "L1", "P1", 99.0), sep(2, "L1", "P2", 5.0)]))  # fmt: skip
+    assert row(p.assignments, numero_nf="100")["score"] == pytest.approx(0.995)
+    assert p.justifications.is_empty()
+    # 200: its lot comes from an item that already names it (rule 1): not scored, no row.
+    p = plan(state([line("200", "P1", "1")], [item(1, "L1", nota="200")], [sep(1, "L1", "P1", 5.0)]))
+    assert p.justifications.is_empty()
+
+
+def test_the_extras_penalty_changes_the_winner():
+    # NF 100: P1 10, P2 10. LA: P1 10, P2 8 + P3, P4 the NF lacks → 0.9 × (1 − 0.2 × 2/4) = 0.81.
+    # LB: P1 10, P2 7 → 0.85, no extras. Without the penalty LA (0.9) would win.
+    p = plan(state(
+        [line("100", "P1", "10"), line("100", "P2", "10")],
+        [item(1, "LA"), item(2, "LB")],
+        [sep(1, "LA", "P1", 10.0), sep(2, "LA", "P2", 8.0), sep(3, "LA", "P3", 5.0), sep(4, "LA", "P4", 5.0),
+         sep(5, "LB", "P1", 10.0), sep(6, "LB", "P2", 7.0)],
+    ))  # fmt: skip
+    a = row(p.assignments, numero_nf="100")
+    assert (a["separacao_lote_id"], a["score"]) == ("LB", pytest.approx(0.85))
+
+
+def test_only_pending_separations_count_in_the_score_and_for_candidacy():
+    # LA would score 1.0 with its synced P2 row; only its pending P1 counts → 0.5. LB: (1 + 0.9)/2 = 0.95.
+    # LC has only a null-sincronizado separation: not pending, so not a candidate (the order has 3 lots).
+    p = plan(state(
+        [line("100", "P1", "10"), line("100", "P2", "10")],
+        [item(1, "LA"), item(2, "LB"), item(3, "LC")],
+        [sep(1, "LA", "P1", 10.0), sep(2, "LA", "P2", 10.0, synced=True),
+         sep(3, "LB", "P1", 10.0), sep(4, "LB", "P2", 9.0), sep(5, "LC", "P1", 10.0, synced=None),
+         sep(6, "LC", "P2", 10.0, synced=None)],
+    ))  # fmt: skip
+    assert row(p.assignments, numero_nf="100")["separacao_lote_id"] == "LB"
+    p = plan(state([line("100", "P1", "10")], [item(1, "LA"), item(2, "LC")],
+                   [sep(1, "LA", "P9", 1.0), sep(2, "LC", "P1", 10.0, synced=None)]))  # fmt: skip
+    assert lots(p) == {"100": None}  # LA scores 0, LC is no candidate: no fallback
+    # The order's only lot is taken without a pending separation (and unscored in effect).
+    p = plan(state([line("100", "P1", "10")], [item(1, "LC")], [sep(1, "LC", "P1", 10.0, synced=True)]))
+    assert lots(p) == {"100": "LC"}
+
+
+def test_a_divergent_item_gets_the_text_when_its_error_is_empty():
+    p = plan(state(
+        [line("100", "P1", "5")],
+        [item(1, "L9", pedido="O7", nota="100"), item(2, "L8", pedido="O8", nota="100", erro="outro"),
+         item(3, "L7", pedido="O6", nota="100", erro=""), item(4, "L6", pedido="O5", nota="100", status="cancelado")],
+    ))  # fmt: skip
+    assert p.item_flags.rows() == [
+        (1, "100", "NF_DIVERGENTE: Pedido NF (O1) != Pedido Item (O7)"),
+        (3, "100", "NF_DIVERGENTE: Pedido NF (O1) != Pedido Item (O6)"),
+    ]  # 2 keeps its own error; 4 is inactive
+    assert p.item_links.is_empty()
+
+
+def test_carvia_items_are_never_linked_flagged_or_candidates():
+    carvia = [dict(item(1, "L1"), carvia_cotacao_id=7), item(2, "CARVIA-12"),
+              dict(item(3, "L9", pedido="O7", nota="100"), carvia_cotacao_id=3)]  # fmt: skip
+    p = plan(state([line("100", "P1", "5")], carvia, [sep(1, "L1", "P1", 5.0)]))
+    assert lots(p) == {"100": None}
+    assert p.item_links.is_empty() and p.item_flags.is_empty()
+    p = plan(state([line("100", "P1", "5")], [dict(item(1, "L1"), carvia_cotacao_id=0)], [sep(1, "L1", "P1", 5.0)]))
+    assert lots(p) == {"100": "L1"}  # 0 is no CarVia quote
+
+
+def test_pallet_lines_get_no_movement_but_count_in_the_score():
+    lines = [line("100", "P1", "5"), line("100", "208000012", "2")]
+    p = plan(state(lines, [item(1, "L1")], [sep(1, "L1", "P1", 5.0)]))
+    assert p.movement_inserts["cod_produto"].to_list() == ["P1"]
+    assert row(p.assignments, numero_nf="100")["score"] == 0.5  # the pallet line is one of the NF's products
+    p = plan_stock(
+        StockInput(**{k: pl.DataFrame(state(lines)[k], schema=s) for k, s in SCHEMAS.items()}), pallet_codes=("P1",)
+    )
+    assert p.movement_inserts["cod_produto"].to_list() == ["208000012"]
 
 
 def test_two_nfs_linked_to_one_lot_both_keep_it_and_the_lowest_links_its_free_rows():

@@ -4,7 +4,7 @@
     stock_left_alone        rows the logistics application changed meanwhile, left alone
     lot_outcomes            NFs per outcome: a lot (linked / by candidates) or none, and why
     nfs_without_lot         the NFs left without a lot, with the inconsistency they opened
-    divergences_by_product  justifications per product: separated vs invoiced
+    divergences_by_product  justifications per product (partial invoicing, §10): separated vs invoiced
     justification_rows      the justifications themselves
     inconsistency_actions   inconsistencies opened and resolved, per tipo
 
@@ -110,11 +110,13 @@ def nfs_without_lot(run: Run) -> pl.DataFrame:
 
 
 def divergences_by_product(run: Run) -> pl.DataFrame:
-    """cod_produto, justifications, nfs, separated, invoiced, saldo, invoiced_above, not_invoiced.
+    """cod_produto, justifications, nfs, separated, invoiced, saldo, invoiced_above, separated_above.
 
-    Per product, the justifications the run wrote (separated ≠ invoiced): Σ quantities,
-    how many were invoiced above what was separated and how many were separated but
-    not invoiced at all; the largest saldo first."""
+    Per product, the justifications the run wrote — as production writes them (DESIGN §10):
+    only for an NF whose lot scored below 0.99, a product both separated and invoiced with a
+    ratio below 0.99, left for the users to classify. Σ quantities, how many were invoiced
+    above what was separated (saldo 0) and how many below (a real partial invoicing, saldo >
+    0); the largest saldo first."""
     return (
         run.part("justifications")
         .group_by("cod_produto")
@@ -125,14 +127,15 @@ def divergences_by_product(run: Run) -> pl.DataFrame:
             _q("qtd_faturada").sum().round(3).alias("invoiced"),
             _q("qtd_saldo").sum().round(3).alias("saldo"),
             (pl.col("qtd_faturada") > pl.col("qtd_separada")).sum().cast(pl.Int64).alias("invoiced_above"),
-            (pl.col("qtd_faturada") == 0).sum().cast(pl.Int64).alias("not_invoiced"),
+            (pl.col("qtd_separada") > pl.col("qtd_faturada")).sum().cast(pl.Int64).alias("separated_above"),
         )
         .sort(["saldo", "cod_produto"], descending=[True, False])
     )
 
 
 def justification_rows(run: Run) -> pl.DataFrame:
-    """numero_nf, separacao_lote_id, num_pedido, cod_produto, qtd_separada, qtd_faturada, qtd_saldo, descricao_detalhada."""
+    """numero_nf, separacao_lote_id, num_pedido, cod_produto, qtd_separada, qtd_faturada, qtd_saldo,
+    descricao_detalhada ('Divergência detectada: Score 80.00%': the product's ratio)."""
     return (
         run.part("justifications")
         .select(

@@ -10,7 +10,10 @@
 5. Switch the served data to day 2 (new NFs, cancellations, a reactivation,
    drift, edited partners/products) and run an incremental sync: its stock
    stage matches the picked NFs to their lots, writes the justification and
-   flags the divergence.
+   flags the divergence (the item's `NF_DIVERGENTE: Pedido NF (…) != Pedido Item (…)`);
+   a shipment whose items name one of day 2's new NFs, typed before it was imported,
+   is re-validated (one item's CNPJ matches: weight and value from the NF; the
+   other's does not: the NF is taken off it with the text). `_show_items` prints them.
 Both summaries go to stderr; the artifacts land in ./runs.
 """
 
@@ -57,7 +60,9 @@ def _copy_dataset(src: Path, dst: Path) -> None:
 # product), and one NF of the second order already sits on another order's shipment
 # item. Day 2's stock stage then matches those NFs to their lots (movements completed,
 # back to Lançado, inconsistencies resolved), writes one justification per short
-# product, flags the one divergence, and leaves new NFs without a lot.
+# product, flags the one divergence, and leaves new NFs without a lot. The first order was
+# picked at twice its first product: the NF invoices part of what was separated (a real
+# partial invoicing, DESIGN §10), so that product gets a justification for the users.
 _SEED = (
     """INSERT INTO embarques (numero, status, data_embarque, criado_em)
        VALUES (1, 'ativo', CURRENT_DATE, LOCALTIMESTAMP), (2, 'ativo', CURRENT_DATE, LOCALTIMESTAMP)""",
@@ -72,7 +77,7 @@ _SEED = (
        ORDER BY f.origem, f.numero_nf""",
     """INSERT INTO separacao (separacao_lote_id, num_pedido, cnpj_cpf, cod_uf, cod_produto, nome_produto, qtd_saldo, status)
        SELECT 'LOTE-' || f.origem, f.origem, f.cnpj_cliente, coalesce(f.estado, 'SP'), f.cod_produto, f.nome_produto,
-              CASE WHEN d.k = 1 AND f.cod_produto = lead.cod_produto THEN round(f.qtd_produto_faturado / 2, 3)
+              CASE WHEN d.k = 1 AND f.cod_produto = lead.cod_produto THEN f.qtd_produto_faturado * 2
                    ELSE f.qtd_produto_faturado END,
               'ABERTO'
        FROM faturamento_produto AS f
@@ -93,6 +98,51 @@ def _seed_logistics(url: str) -> None:
         for sql in _SEED:
             cur.execute(sql)
         conn.commit()
+
+
+WAITING_SHIPMENT = 9_000  # the `numero` of the shipment that waits for a day-2 NF
+
+
+def _seed_waiting_shipment(url: str, day1: Path, day2: Path) -> None:
+    """A shipment on which a user typed day 2's first new NF before it was imported (its
+    items say `NF_PENDENTE_FATURAMENTO`): one item with the NF's CNPJ written digits-only,
+    one with another customer's CNPJ. Day 2's run re-validates both (DESIGN §10)."""
+    import json
+
+    known = {m["l10n_br_numero_nota_fiscal"] for m in json.loads((day1 / "account.move.json").read_text())}
+    new = [m for m in json.loads((day2 / "account.move.json").read_text())
+           if m["state"] == "posted" and m["l10n_br_numero_nota_fiscal"] and m["l10n_br_numero_nota_fiscal"] not in known
+           and isinstance(m.get("l10n_br_cnpj"), str)]  # fmt: skip
+    if not new:
+        return
+    move = min(new, key=lambda m: m["id"])  # one record of a small demo file, not the data path
+    nf, cnpj, order = move["l10n_br_numero_nota_fiscal"], move["l10n_br_cnpj"], move["invoice_origin"] or "?"
+    digits = "".join(ch for ch in cnpj if ch.isdigit())
+    with adbc_connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """WITH e AS (INSERT INTO embarques (numero, status, data_embarque, criado_em)
+                          VALUES ($1, 'ativo', CURRENT_DATE, LOCALTIMESTAMP) RETURNING id)
+               INSERT INTO embarque_itens (embarque_id, cnpj_cliente, cliente, pedido, nota_fiscal, erro_validacao,
+                                           peso, valor, uf_destino, cidade_destino)
+               SELECT e.id, c.cnpj, 'Cliente da NF digitada', $4, $2, 'NF_PENDENTE_FATURAMENTO', 0, 0, 'SP', '?'
+               FROM e, (VALUES ($3), ('00.000.000/0001-00')) AS c(cnpj)""",
+            (WAITING_SHIPMENT, nf, digits, order),
+        )
+        conn.commit()
+
+
+def _show_items(url: str) -> str:
+    """The shipment items day 2 re-validated or flagged, as text (for the demo's output)."""
+    with adbc_connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """SELECT e.numero, i.pedido, coalesce(i.nota_fiscal, '-'), coalesce(i.erro_validacao, 'ok'), i.peso, i.valor
+               FROM embarque_itens AS i JOIN embarques AS e ON e.id = i.embarque_id
+               WHERE e.numero = $1 OR i.erro_validacao LIKE 'NF_DIVERGENTE%' ORDER BY i.id LIMIT 10""",
+            (WAITING_SHIPMENT,),
+        )
+        rows = cur.fetchall()
+    head = "shipment items re-validated or flagged (shipment · order · NF · erro_validacao · peso · valor):"
+    return "\n".join([head, *(f"  {n} · {p} · {nf} · {erro} · {peso} · {valor}" for n, p, nf, erro, peso, valor in rows)])
 
 
 def _summary(result) -> str:
@@ -148,6 +198,7 @@ def run_demo(settings: Settings) -> int:
         print(_rules_note(day1, first.manifest), file=sys.stderr)
 
         _seed_logistics(url)
+        _seed_waiting_shipment(url, day1, day2)
         _copy_dataset(day2, served)
         odoo.reload()
         print(
@@ -156,6 +207,7 @@ def run_demo(settings: Settings) -> int:
             file=sys.stderr,
         )
         print(_summary(run_sync(run)), file=sys.stderr)
+        print(_show_items(url), file=sys.stderr)
     print(
         "\nInspect with `faturamento-batch runs show` (the latest run, from ./runs) or open "
         "notebooks/sync_diff_analysis.ipynb (pip install -e '.[notebook]'; it reads ./runs).",

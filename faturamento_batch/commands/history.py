@@ -201,6 +201,15 @@ def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
     cascade = {k.removesuffix(".cancel"): v for k, v in (manifest.get("written") or {}).items() if k.endswith(".cancel")}
     if cascade:
         print("  cancellation cascade: " + " · ".join(f"{table} {rows:,}" for table, rows in cascade.items()))
+    written = manifest.get("written") or {}
+    if written.get("faturamento_produto.revertida_spared"):  # §10: reversed NFs, lines Cancelado only
+        print(f"  reversed NFs left out of the cascade (revertida): {written['faturamento_produto.revertida_spared']:,}")
+    if "carteira_principal.balance" in written:
+        print(f"  order balance (carteira_principal) rows recomputed: {written['carteira_principal.balance']:,}")
+    revalidated = {k.removeprefix("embarque_itens.revalidate_"): v for k, v in written.items()
+                   if k.startswith("embarque_itens.revalidate_") and v}  # fmt: skip
+    if revalidated:
+        print("  shipment items re-validated: " + " · ".join(f"{k} {v:,}" for k, v in revalidated.items()))
     stock = manifest.get("stock") or {}
     if stock.get("written"):
         print("  stock stage wrote: " + " · ".join(f"{k} {v:,}" for k, v in stock["written"].items()))

@@ -71,12 +71,13 @@ _LINE_COLUMNS = ", ".join(f"f.{c}" for c in STOCK_NF_LINE.names())  # names from
 _LOTS = """lots AS (SELECT DISTINCT i.separacao_lote_id, i.pedido FROM embarque_itens i
   JOIN orders ON i.pedido = orders.v WHERE i.separacao_lote_id IS NOT NULL)"""
 
+# `{carvia}` is the CarVia quote column, or NULL where the database has none (DESIGN §10).
 _ITEMS = """
 WITH orders(v) AS ({orders}), nfs(v) AS ({nfs}),
 ids AS (SELECT i.id FROM embarque_itens i JOIN orders ON i.pedido = orders.v
         UNION SELECT i.id FROM embarque_itens i JOIN nfs ON i.nota_fiscal = nfs.v)
 SELECT i.id, i.embarque_id, i.separacao_lote_id, i.pedido, i.nota_fiscal, i.status, i.erro_validacao,
-       e.status AS embarque_status
+       e.status AS embarque_status, {carvia} AS carvia_cotacao_id
 FROM embarque_itens i JOIN ids ON ids.id = i.id LEFT JOIN embarques e ON e.id = i.embarque_id
 """
 
@@ -84,7 +85,7 @@ FROM embarque_itens i JOIN ids ON ids.id = i.id LEFT JOIN embarques e ON e.id = 
 # (separacao_lote_id, num_pedido, …) serves it, and no other separation can matter.
 _SEPARATIONS = f"""
 WITH orders(v) AS ({{orders}}), {_LOTS}
-SELECT s.id, s.separacao_lote_id, s.num_pedido, s.cod_produto, s.qtd_saldo, s.sincronizado_nf, s.numero_nf
+SELECT s.id, s.separacao_lote_id, s.num_pedido, s.cod_produto, s.qtd_saldo, s.sincronizado_nf, s.numero_nf, s.status
 FROM separacao s JOIN lots ON s.separacao_lote_id = lots.separacao_lote_id AND s.num_pedido = lots.pedido
 """
 
@@ -96,7 +97,7 @@ SELECT 'movement' AS kind, m.id, m.numero_nf, m.cod_produto, m.separacao_lote_id
 FROM movimentacao_estoque m JOIN nfs ON m.numero_nf = nfs.v
 WHERE m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false
 {{inconsistencies}}UNION ALL
-SELECT 'justification', NULL, j.numero_nf, j.cod_produto, j.separacao_lote_id, NULL, NULL, NULL, NULL, NULL
+SELECT 'justification', NULL, j.numero_nf, j.cod_produto, j.separacao_lote_id, NULL, NULL, j.num_pedido, NULL, NULL
 FROM faturamento_parcial_justificativa j
 JOIN (SELECT DISTINCT separacao_lote_id FROM lots) l ON j.separacao_lote_id = l.separacao_lote_id
 JOIN nfs ON j.numero_nf = nfs.v
@@ -213,6 +214,15 @@ def read_candidate_lines(
     return CandidateLines(lines, statements=1, seconds=time.perf_counter() - started)
 
 
+def reversed_nfs(url: str, nfs: list[str]) -> pl.DataFrame:
+    """Of `nfs` (the NFs a run cancels), those with a `revertida` line (DESIGN §10): the cascade
+    leaves them alone, so the stage must not count their items and separations as freed. Only
+    call it where the database has the column. One query."""
+    query = f"""SELECT DISTINCT f.numero_nf FROM faturamento_produto f
+JOIN ({text_list_sql(nfs)}) AS c(v) ON f.numero_nf = c.v WHERE f.revertida IS TRUE"""
+    return read_frame(url, query, WHAT, schema=pl.Schema({"numero_nf": pl.String}))
+
+
 @dataclass
 class StockState:
     items: pl.DataFrame  # schemas.STOCK_ITEM
@@ -231,15 +241,17 @@ def empty_state() -> StockState:
 
 def read_stock_state(url: str, nfs: list[str], orders: list[str], *, features: Features = Features()) -> StockState:
     """Items of `orders` (by `pedido`) or of `nfs` (by `nota_fiscal`) with their shipment's
-    status; separations of the lots those orders' items carry; active FATURAMENTO movements,
-    open inconsistencies (none read without the table, `features`) and justification keys of `nfs`."""
+    status (and CarVia quote, when `features.carvia`); separations of the lots those orders'
+    items carry; active FATURAMENTO movements, open inconsistencies (none read without the table,
+    `features`) and justification keys of `nfs`."""
     if not nfs:
         return empty_state()
     started = time.perf_counter()
     keys = {"nfs": text_list_sql(nfs), "orders": text_list_sql(orders)}
     inconsistencies = _OPEN_INCONSISTENCIES if features.inconsistencia_faturamento else ""
+    carvia = "i.carvia_cotacao_id" if features.carvia else "NULL::integer"  # a constant, never input
     reads = {
-        "items": (_ITEMS.format(**keys), STOCK_ITEM),
+        "items": (_ITEMS.format(**keys, carvia=carvia), STOCK_ITEM),
         "separations": (_SEPARATIONS.format(**keys), STOCK_SEPARATION),
         "nf_state": (_NF_STATE.format(**keys, inconsistencies=inconsistencies), _NF_STATE_SCHEMA),
     }

@@ -5,8 +5,11 @@ Statements, whatever the volume (a part with no rows sends nothing):
   2. stage new products (temporary table) · 3. INSERT … ON CONFLICT DO NOTHING
   4. stage status/drift changes · 5. UPDATE faturamento_produto … FROM the stage
   6. cancellation cascade: one statement, one set-based UPDATE per table
-     (movimentacao_estoque, embarque_itens, separacao, and with the stock module
-     inconsistencia_faturamento) for all NFs of the run
+     (movimentacao_estoque, embarque_itens, separacao, and where the database has
+     them inconsistencia_faturamento, entregas_monitoradas) for all NFs of the run
+     but those a credit note reversed (`revertida`, DESIGN §10: spared, reported)
+  6b. order balance (`carteira_principal`, when present): one UPDATE for every (order,
+     product) of the NFs inserted, changed or cancelled
   7. stage consolidation · 8. INSERT … ON CONFLICT (numero_nf) DO UPDATE
      (this is also the cascade's and the reactivation's statement for
      relatorio_faturamento_importado: ativo, inativado_em, inativado_por)
@@ -29,7 +32,7 @@ from ..diff import ChangeSet
 from ..errors import DatabaseError, PermissionDenied, database_error
 from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUCT
 from ..settings import redact
-from .features import Features
+from .features import FEATURES_SQL, Features
 from .privileges import permission_message
 
 log = logging.getLogger(__name__)
@@ -88,14 +91,84 @@ _CASCADE_PARTS = {
 }
 
 
-def cascade_sql(with_inconsistencies: bool) -> str:
-    """The cascade statement; `$1` the NFs, `$2` now, `$3` the actor, `$4` the items' erro_validacao."""
-    tables = [t for t in _CASCADE_PARTS if with_inconsistencies or t != "inconsistencia_faturamento"]
-    ctes = ",\n".join(f"c{i} AS ({_CASCADE_PARTS[t]})" for i, t in enumerate(tables))
+# Where the database has `entregas_monitoradas` (§10): the NF's delivery is cancelled; only the
+# NACOM rows when the table tells origins apart. Rows already so are left (a re-run writes nothing).
+_ENTREGAS = """
+  UPDATE entregas_monitoradas AS t SET
+    status_finalizacao = 'Cancelada', entregue = false, data_hora_entrega_realizada = NULL, data_embarque = NULL,
+    data_entrega_prevista = NULL, nova_nf = NULL, finalizado_em = $2::timestamp, finalizado_por = $3
+  FROM nfs WHERE t.numero_nf = nfs.numero_nf{origem}
+    AND (t.status_finalizacao, t.entregue, t.data_hora_entrega_realizada, t.data_embarque, t.data_entrega_prevista,
+         t.nova_nf) IS DISTINCT FROM ('Cancelada', false, NULL::timestamp, NULL::date, NULL::date, NULL::text)
+  RETURNING nfs.numero_nf"""
+# The reversed NFs (a line with `revertida`): their lines become Cancelado (the import's update),
+# nothing else of the cascade touches them; reported under this name.
+SPARED = "faturamento_produto.revertida_spared"
+
+
+def cascade_sql(with_inconsistencies: bool, features: Features | None = None) -> str:
+    """The cascade statement; `$1` the NFs, `$2` now, `$3` the actor, `$4` the items' erro_validacao.
+    `features` (None: the schema `init-db` creates, none of §10's optional parts) switches on
+    the `revertida` exemption and the `entregas_monitoradas` part."""
+    f = features or Features(**dict.fromkeys(Features().as_dict(), False))
+    parts = {t: sql for t, sql in _CASCADE_PARTS.items() if with_inconsistencies or t != "inconsistencia_faturamento"}
+    if f.entregas_monitoradas:
+        parts["entregas_monitoradas"] = _ENTREGAS.format(origem=" AND t.origem = 'NACOM'" if f.entregas_origem else "")
+    tables = list(parts)
+    ctes = ",\n".join(f"c{i} AS ({parts[t]})" for i, t in enumerate(tables))
     counts = "\nUNION ALL ".join(
         f"SELECT '{t}' AS tabela, numero_nf, count(*) AS linhas FROM c{i} GROUP BY numero_nf" for i, t in enumerate(tables)
     )  # table names from our own constants
-    return f"WITH nfs AS (SELECT DISTINCT unnest($1::text[]) AS numero_nf),\n{ctes}\n{counts}"
+    if not f.revertida:
+        return f"WITH nfs AS (SELECT DISTINCT unnest($1::text[]) AS numero_nf),\n{ctes}\n{counts}"
+    head = """WITH asked AS (SELECT DISTINCT unnest($1::text[]) AS numero_nf),
+spared AS (SELECT a.numero_nf FROM asked AS a WHERE EXISTS (
+  SELECT 1 FROM faturamento_produto AS f WHERE f.numero_nf = a.numero_nf AND f.revertida IS TRUE)),
+nfs AS (SELECT numero_nf FROM asked EXCEPT SELECT numero_nf FROM spared)"""
+    spared = f"\nUNION ALL SELECT '{SPARED}', numero_nf, 1 FROM spared"
+    return f"{head},\n{ctes}\n{counts}{spared}"
+
+
+# The order balance (§10, legacy-rules §5): for every (order, product) of the lines of `$1`'s NFs,
+# ordered − Σ invoiced over that pair's lines not Cancelado (none left: the whole ordered
+# quantity back). Only rows whose balance changes are written.
+_BALANCE = """
+WITH nfs AS (SELECT DISTINCT unnest($1::text[]) AS numero_nf),
+pairs AS (SELECT DISTINCT f.origem, f.cod_produto FROM faturamento_produto AS f JOIN nfs ON nfs.numero_nf = f.numero_nf
+          WHERE COALESCE(f.origem, '') <> '' AND COALESCE(f.cod_produto, '') <> ''),
+x AS (SELECT a.origem, a.cod_produto,
+             COALESCE(SUM(f.qtd_produto_faturado) FILTER (WHERE f.status_nf <> 'Cancelado'), 0) AS faturado
+      FROM pairs AS a LEFT JOIN faturamento_produto AS f ON f.origem = a.origem AND f.cod_produto = a.cod_produto
+      GROUP BY a.origem, a.cod_produto),
+upd AS (
+  UPDATE carteira_principal AS c SET
+    qtd_saldo_produto_pedido = c.qtd_produto_pedido - x.faturado, updated_at = $2::timestamp, updated_by = $3
+  FROM x WHERE c.num_pedido = x.origem AND c.cod_produto = x.cod_produto
+    AND c.qtd_saldo_produto_pedido IS DISTINCT FROM c.qtd_produto_pedido - x.faturado
+  RETURNING 1)
+SELECT count(*) FROM upd
+"""
+
+
+def cancel_and_rebalance(writer: "Writer", summary: "WriteSummary", cancelled: list[str], balance: list[str],
+                         now: datetime, *, stock: bool) -> None:
+    """The cascade for `cancelled`, then the order balance of `balance` (+ `cancelled`), through
+    `writer` with its features; counts into `summary.rows` (`table.cancel`, `carteira_principal.balance`)."""
+    features = writer.features
+    if cancelled:
+        log.info("write: cancellation cascade for %d NFs", len(cancelled))
+        writer.execute(cascade_sql(stock and features.inconsistencia_faturamento, features), (cancelled, now, ACTOR, ERRO_NF_CANCELADA))
+        cascade = pl.from_arrow(writer.cur.fetch_arrow_table()).cast({"linhas": pl.Int64})  # type: ignore[union-attr]
+        summary.cascade = cascade
+        per_table = cascade.group_by("tabela").agg(pl.col("linhas").sum())
+        keys = pl.when(pl.col("tabela").str.contains(".", literal=True)).then(pl.col("tabela")).otherwise(
+            pl.col("tabela") + ".cancel"
+        )  # `table.cancel`, or the spared reversed NFs' own key
+        summary.rows.update(zip(per_table.select(keys).to_series().to_list(), per_table["linhas"].to_list()))
+    nfs = sorted(set(balance) | set(cancelled))
+    if nfs and features.carteira_principal:
+        writer.execute(_BALANCE, (nfs, now, ACTOR))
+        summary.rows["carteira_principal.balance"] = writer.rowcount()
 
 
 _CONS_COLUMNS = CONSOLIDATION.names()
@@ -166,13 +239,24 @@ class Writer:
         self.cur = conn.cursor()
         self.statements = 0
         self.role = ""  # for messages about missing grants; set by the caller that knows it
-        # The schema's optional parts, as the run's lock statement found them (db.lock); the
-        # write path follows them. Default: everything on (init-db's schema).
-        self.features = Features()
+        self._features: Features | None = None
         # True while the transaction is driven by explicit BEGIN/COMMIT (the quarantine's path):
         # the ADBC driver refuses every statement after an error until a full rollback, so
         # ROLLBACK TO SAVEPOINT only works with the driver in autocommit and our own BEGIN.
         self.manual = False
+
+    @property
+    def features(self) -> Features:
+        """The database's optional parts (DESIGN §10), read once per run on this connection
+        unless the run's start already set them."""
+        if self._features is None:
+            self.execute("SELECT " + FEATURES_SQL)
+            self._features = Features.from_json(self.cur.fetchone()[0])
+        return self._features
+
+    @features.setter
+    def features(self, value: Features) -> None:
+        self._features = value
 
     def _error(self, prefix: str, exc: Exception) -> DatabaseError:
         text = redact(str(exc)).strip()
@@ -280,15 +364,9 @@ class Writer:
             self.ingest("_fb_changes", changes, temporary=True)
             self.execute(_UPDATE_LINES, (now, ACTOR))
             summary.rows["faturamento_produto.update"] = self.rowcount()
-        if cs.cancellations.height:
-            log.info("write: cancellation cascade for %d NFs", cs.cancellations.height)
-            nfs = cs.cancellations.get_column("numero_nf").to_list()
-            with_inconsistencies = stock and self.features.inconsistencia_faturamento
-            self.execute(cascade_sql(with_inconsistencies), (nfs, now, ACTOR, ERRO_NF_CANCELADA))
-            cascade = pl.from_arrow(self.cur.fetch_arrow_table())
-            summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
-            per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())
-            summary.rows.update(zip((per_table["tabela"] + ".cancel").to_list(), per_table["linhas"].to_list()))
+        balance = pl.concat([cs.inserts.select("numero_nf"), cs.status_changes.select("numero_nf")])
+        cancel_and_rebalance(self, summary, cs.cancellations.get_column("numero_nf").to_list(),
+                             balance.get_column("numero_nf").unique().to_list(), now, stock=stock)  # fmt: skip
         if cs.consolidation.height:
             log.info("write: consolidation of %d NFs", cs.consolidation.height)
             self.ingest("_fb_consolidation", cs.consolidation.select(_CONS_COLUMNS), temporary=True)

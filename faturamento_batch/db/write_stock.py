@@ -3,9 +3,13 @@
 One staged temporary table (COPY) and one set-based statement per kind of write,
 whatever the volume (a part with no rows sends nothing):
   movimentacao_estoque  insert (NOT EXISTS guard) · complete (UPDATE … FROM)
-  embarque_itens        link · separacao sync · faturamento_produto status
+  embarque_itens        link (error cleared, pallet NF reference) · divergent text
+  separacao             sync · status FATURADO of (lot, order)
+  faturamento_produto   status
   inconsistencia_faturamento  open/update/resolve in one statement
   faturamento_parcial_justificativa  insert (NOT EXISTS guard)
+  embarque_itens        re-validation of shipments waiting for an NF the run inserted
+                        (`revalidate.py`, computed in SQL, last)
 Each statement re-checks, in its own WHERE, the condition the plan was computed
 from (the logistics application may have changed the row since the stage read
 it) and counts, with RETURNING, the rows it wrote: what was planned and not
@@ -24,20 +28,21 @@ import polars as pl
 
 from ..schemas import (
     STOCK_INCONSISTENCY,
+    STOCK_ITEM_FLAG,
     STOCK_ITEM_LINK,
     STOCK_JUSTIFICATION,
     STOCK_MOVEMENT_COMPLETE,
     STOCK_MOVEMENT_INSERT,
     STOCK_SEPARATION_LINK,
+    STOCK_SEPARATION_STATUS,
     STOCK_STATUS_CHANGE,
 )
 from ..stock import ACTOR, StockPlan
 from .features import Features
+from .revalidate import revalidate
 
 log = logging.getLogger(__name__)
 
-# erro_validacao values a link clears (§9); the last is what the cancellation cascade sets.
-CLEARED_ERRORS = ("NF_PENDENTE_FATURAMENTO", "NF_DIVERGENTE", "NF cancelada no Odoo")
 _FATURAMENTO_ACTIVE = "m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false"
 
 _MOVEMENT_COLUMNS = STOCK_MOVEMENT_INSERT.names()
@@ -65,13 +70,52 @@ RETURNING 1)
 SELECT count(*) FROM upd
 """
 
+# A linked item's erro_validacao is cleared whatever it held (it was about the missing NF, §10).
 _LINK_ITEMS = """
 WITH upd AS (
-UPDATE embarque_itens AS i SET
-  nota_fiscal = s.numero_nf,
-  erro_validacao = CASE WHEN s.clear_erro AND i.erro_validacao = ANY($1::text[]) THEN NULL ELSE i.erro_validacao END
+UPDATE embarque_itens AS i SET nota_fiscal = s.numero_nf, erro_validacao = NULL
 FROM _fb_stock_item_links AS s
 WHERE i.id = s.id AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '') AND i.separacao_lote_id = s.separacao_lote_id
+RETURNING false)
+SELECT count(*), 0 FROM upd
+"""
+
+# With the pallet columns (legacy-rules §7): a linked item whose reference is empty takes the
+# item's own pallet NF ('ITEM'), else its shipment's ('EMBARQUE'); a reference is never overwritten.
+_LINK_ITEMS_PALLET = """
+WITH t AS (
+  SELECT i.id, s.numero_nf,
+         CASE WHEN COALESCE(i.nf_pallet_referencia, '') <> '' THEN NULL
+              ELSE COALESCE(NULLIF(i.nf_pallet_cliente, ''), NULLIF(e.nf_pallet_transportadora, '')) END AS ref,
+         CASE WHEN COALESCE(i.nf_pallet_cliente, '') <> '' THEN 'ITEM' ELSE 'EMBARQUE' END AS origem
+  FROM embarque_itens AS i JOIN _fb_stock_item_links AS s ON i.id = s.id
+  LEFT JOIN embarques AS e ON e.id = i.embarque_id),
+upd AS (
+UPDATE embarque_itens AS i SET nota_fiscal = t.numero_nf, erro_validacao = NULL,
+  nf_pallet_referencia = COALESCE(t.ref, i.nf_pallet_referencia),
+  nf_pallet_origem = CASE WHEN t.ref IS NULL THEN i.nf_pallet_origem ELSE t.origem END
+FROM t JOIN _fb_stock_item_links AS s ON s.id = t.id
+WHERE i.id = t.id AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '') AND i.separacao_lote_id = s.separacao_lote_id
+RETURNING (t.ref IS NOT NULL) AS pallet)
+SELECT count(*), count(*) FILTER (WHERE pallet) FROM upd
+"""
+
+# The divergent text, only on an item still naming the NF with an empty error.
+_FLAG_ITEMS = """
+WITH upd AS (
+UPDATE embarque_itens AS i SET erro_validacao = s.erro_validacao
+FROM _fb_stock_item_flags AS s
+WHERE i.id = s.id AND i.nota_fiscal = s.numero_nf AND COALESCE(i.erro_validacao, '') = '' AND i.status = 'ativo'
+RETURNING 1)
+SELECT count(*) FROM upd
+"""
+
+_SEPARATION_STATUS = """
+WITH upd AS (
+UPDATE separacao AS t SET status = 'FATURADO'
+FROM _fb_stock_separation_statuses AS s
+WHERE t.id = s.id AND t.separacao_lote_id = s.separacao_lote_id AND t.num_pedido = s.num_pedido
+  AND t.status IS DISTINCT FROM 'FATURADO'
 RETURNING 1)
 SELECT count(*) FROM upd
 """
@@ -136,8 +180,8 @@ INSERT INTO faturamento_parcial_justificativa ({", ".join(_JUSTIFICATION_COLUMNS
 SELECT {", ".join(f"s.{c}" for c in _JUSTIFICATION_COLUMNS)}, $1::timestamp, $2
 FROM _fb_stock_justifications AS s
 WHERE NOT EXISTS (SELECT 1 FROM faturamento_parcial_justificativa AS j
-                  WHERE j.separacao_lote_id = s.separacao_lote_id AND j.cod_produto = s.cod_produto
-                    AND j.numero_nf = s.numero_nf)
+                  WHERE j.separacao_lote_id = s.separacao_lote_id AND j.num_pedido = s.num_pedido
+                    AND j.cod_produto = s.cod_produto AND j.numero_nf = s.numero_nf)
 RETURNING 1)
 SELECT count(*) FROM ins
 """
@@ -159,13 +203,13 @@ def _stage(writer, name: str, frame: pl.DataFrame, schema: pl.Schema) -> None:
     writer.ingest(name, frame.select(schema.names()).cast(dict(schema)), temporary=True)  # type: ignore[arg-type]
 
 
-def write_stock(writer, plan: StockPlan, now: datetime, *, features: Features | None = None) -> StockWriteSummary:
-    """Send every part of `plan` through `writer` (a `db.write.Writer`, transaction open, not committed).
-
-    `features`: the schema's optional parts (default: the writer's, as the run's lock statement
-    found them). Without `inconsistencia_faturamento` no inconsistency is written; the reason
-    per NF stays in the `stock_assignments` part."""
-    features = features or getattr(writer, "features", None) or Features()
+def write_stock(
+    writer, plan: StockPlan, now: datetime, *, features: Features | None = None, new_nfs: list[str] | tuple = ()
+) -> StockWriteSummary:
+    """Send every part of `plan` through `writer` (a `db.write.Writer`, transaction open, not
+    committed), then re-validate the shipments waiting for one of `new_nfs` (the NFs the run
+    inserted). `features`: the database's optional parts (default: what `writer` read)."""
+    features = features if features is not None else writer.features
     out = StockWriteSummary()
     log.info("write: stock stage (%s)", ", ".join(f"{k} {v}" for k, v in plan.counts().items() if v) or "nothing to write")
     if plan.movement_inserts.height:
@@ -178,12 +222,23 @@ def write_stock(writer, plan: StockPlan, now: datetime, *, features: Features | 
         out.add("movimentacao_estoque", "complete", plan.movement_completions.height, writer.rowcount())
     if plan.item_links.height:
         _stage(writer, "_fb_stock_item_links", plan.item_links, STOCK_ITEM_LINK)
-        writer.execute(_LINK_ITEMS, (list(CLEARED_ERRORS),))
-        out.add("embarque_itens", "link", plan.item_links.height, writer.rowcount())
+        writer.execute(_LINK_ITEMS_PALLET if features.nf_pallet else _LINK_ITEMS)
+        linked, pallet = (int(v) for v in writer.cur.fetchone())
+        out.add("embarque_itens", "link", plan.item_links.height, linked)
+        if features.nf_pallet:
+            out.written["embarque_itens.pallet_reference"] = pallet
+    if plan.item_flags.height:
+        _stage(writer, "_fb_stock_item_flags", plan.item_flags, STOCK_ITEM_FLAG)
+        writer.execute(_FLAG_ITEMS)
+        out.add("embarque_itens", "divergent", plan.item_flags.height, writer.rowcount())
     if plan.separation_links.height:
         _stage(writer, "_fb_stock_separation_links", plan.separation_links, STOCK_SEPARATION_LINK)
         writer.execute(_SYNC_SEPARATIONS, (now,))
         out.add("separacao", "sync", plan.separation_links.height, writer.rowcount())
+    if plan.separation_statuses.height:
+        _stage(writer, "_fb_stock_separation_statuses", plan.separation_statuses, STOCK_SEPARATION_STATUS)
+        writer.execute(_SEPARATION_STATUS)
+        out.add("separacao", "faturado", plan.separation_statuses.height, writer.rowcount())
     if plan.status_changes.height:
         _stage(writer, "_fb_stock_status_changes", plan.status_changes, STOCK_STATUS_CHANGE)
         writer.execute(_SET_STATUS, (now, ACTOR))
@@ -204,4 +259,8 @@ def write_stock(writer, plan: StockPlan, now: datetime, *, features: Features | 
         _stage(writer, "_fb_stock_justifications", plan.justifications, STOCK_JUSTIFICATION)
         writer.execute(_INSERT_JUSTIFICATIONS, (now, ACTOR))
         out.add("faturamento_parcial_justificativa", "insert", plan.justifications.height, writer.rowcount())
+    if len(new_nfs):
+        # After the consolidation rows exist (the import's writes) and the stage's own links.
+        for outcome, n in revalidate(writer, list(new_nfs), carvia=features.carvia).items():
+            out.written[f"embarque_itens.revalidate_{outcome}"] = n
     return out

@@ -27,10 +27,9 @@ from .write import (
     _UPDATE_LINES,
     _UPSERT_CONSOLIDATION,
     ACTOR,
-    ERRO_NF_CANCELADA,
     WriteSummary,
     Writer,
-    cascade_sql,
+    cancel_and_rebalance,
     to_arrow,
 )
 
@@ -100,7 +99,7 @@ class Spill:
 
 
 def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[str], now: datetime,
-                 *, stock: bool = True) -> WriteSummary:
+                 *, stock: bool = True, balance_nfs: list[str] | tuple = ()) -> WriteSummary:
     """After the lines: new products, status/drift changes, the cascade, the consolidation.
 
     The same statements and order as `Writer.write` (`stock`: the database has the
@@ -117,15 +116,7 @@ def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[s
         ingest_stream(writer, "_fb_changes", spill.schema, spill.batches(), temporary=True)
         writer.execute(_UPDATE_LINES, (now, ACTOR))
         summary.rows["faturamento_produto.update"] = writer.rowcount()
-    if cancelled_nfs:
-        log.info("write: cancellation cascade for %d NFs", len(cancelled_nfs))
-        # Without `inconsistencia_faturamento` (dropped in production) there is nothing to resolve.
-        with_inconsistencies = stock and writer.features.inconsistencia_faturamento
-        writer.execute(cascade_sql(with_inconsistencies), (cancelled_nfs, now, ACTOR, ERRO_NF_CANCELADA))
-        cascade = pl.from_arrow(writer.cur.fetch_arrow_table())
-        summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
-        per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())
-        summary.rows.update(zip((per_table["tabela"] + ".cancel").to_list(), per_table["linhas"].to_list()))
+    cancel_and_rebalance(writer, summary, cancelled_nfs, list(balance_nfs), now, stock=stock)
     if spills["consolidation"].rows:
         spill = spills["consolidation"]
         ingest_stream(writer, "_fb_consolidation", spill.schema, spill.batches(), temporary=True)

@@ -43,7 +43,9 @@ class StockPlan:
     movement_inserts: pl.DataFrame  # schemas.STOCK_MOVEMENT_INSERT
     movement_completions: pl.DataFrame  # schemas.STOCK_MOVEMENT_COMPLETE
     item_links: pl.DataFrame  # schemas.STOCK_ITEM_LINK
+    item_flags: pl.DataFrame  # schemas.STOCK_ITEM_FLAG
     separation_links: pl.DataFrame  # schemas.STOCK_SEPARATION_LINK
+    separation_statuses: pl.DataFrame  # schemas.STOCK_SEPARATION_STATUS
     status_changes: pl.DataFrame  # schemas.STOCK_STATUS_CHANGE
     inconsistencies: pl.DataFrame  # schemas.STOCK_INCONSISTENCY
     justifications: pl.DataFrame  # schemas.STOCK_JUSTIFICATION
@@ -105,8 +107,17 @@ def _conformed(inp: StockInput) -> StockInput:
     return StockInput(**out)
 
 
-def plan_stock(inp: StockInput) -> StockPlan:
-    """Every rule of DESIGN §9 over all NFs of `inp` at once.
+def carvia() -> pl.Expr:
+    """A CarVia item (DESIGN §10): `carvia_cotacao_id` set and ≠ 0, or a lot starting `CARVIA-`."""
+    quote = pl.col("carvia_cotacao_id").fill_null(0) != 0
+    return quote | pl.col("separacao_lote_id").str.starts_with("CARVIA-").fill_null(False)
+
+
+def plan_stock(inp: StockInput, *, pallet_codes: tuple[str, ...] = writes.PALLET_CODES) -> StockPlan:
+    """Every rule of DESIGN §9, as production runs them (§10), over all NFs of `inp` at once.
+
+    CarVia items are no part of the stage (never linked, flagged or a candidate); lines of
+    `pallet_codes` get no movement but count everywhere else (status, score).
 
     In: a `StockInput` whose frames follow the `schemas.STOCK_*` input schemas. Only the
     posted lines (`Lançado`/`SEM_LOTE`) of `inp.nf_lines` are processed; an NF with none
@@ -114,11 +125,13 @@ def plan_stock(inp: StockInput) -> StockPlan:
     (plus one `assignments` row per processed NF), each sorted by its key.
     """
     inp = _conformed(inp)
+    items = inp.items.filter(~carvia())
     lines = lots.posted_lines(inp.nf_lines)
     nfs = lots.nf_headers(lines)
     sep = lots.separated(inp.separations)
-    decided = lots.choose_lots(nfs, lines, inp.items, sep)
-    inserts, completions = writes.movements(lines, decided, inp.movements)
+    decided = lots.choose_lots(nfs, lines, items, sep)
+    inserts, completions = writes.movements(lines, decided, inp.movements, tuple(pallet_codes))
+    separation_links = writes.separation_links(decided, inp.separations)
     assignments = (
         decided.sort("_k0", "_k1", "_k2", "_k3")
         .with_columns(pl.col("order").alias("origem"))  # null when the NF has no order
@@ -129,8 +142,10 @@ def plan_stock(inp: StockInput) -> StockPlan:
         assignments=assignments,
         movement_inserts=inserts,
         movement_completions=completions,
-        item_links=writes.item_links(decided, inp.items),
-        separation_links=writes.separation_links(decided, inp.separations),
+        item_links=writes.item_links(decided, items),
+        item_flags=writes.item_flags(decided, items),
+        separation_links=separation_links,
+        separation_statuses=writes.separation_statuses(decided, inp.separations, separation_links),
         status_changes=writes.status_changes(decided),
         inconsistencies=writes.inconsistencies(decided, inp.open_inconsistencies),
         justifications=writes.justifications(lines, decided, sep, inp.justification_keys),

@@ -76,11 +76,13 @@ def nf_headers(lines: pl.DataFrame) -> pl.DataFrame:
 
 
 def separated(separations: pl.DataFrame) -> pl.DataFrame:
-    """Separated quantity per (lot, order, product), in thousandths. Each row's float
-    `qtd_saldo` is rounded to thousandths first (null/NaN count as 0), then summed exactly."""
+    """Pending separated quantity per (lot, order, product), in thousandths (DESIGN §10: only
+    rows with `sincronizado_nf = false` count; NULL is not pending). Each row's float
+    `qtd_saldo` is rounded to thousandths first (null/NaN count as 0), then summed exactly. A
+    null `cod_produto` is one product of the lot (it matches no NF line, so it is an extra)."""
     rounded = (pl.col("qtd_saldo").fill_nan(None) * 1000).round().cast(pl.Int64, strict=False).fill_null(0)
     return (
-        separations.filter(pl.col("separacao_lote_id").is_not_null() & pl.col("cod_produto").is_not_null())
+        separations.filter(pl.col("separacao_lote_id").is_not_null() & pl.col("sincronizado_nf").eq_missing(False))
         .group_by("separacao_lote_id", "num_pedido", "cod_produto")
         .agg(rounded.sum().alias("q_sep_m"))
     )
@@ -124,17 +126,24 @@ def _linked(nfs: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
 def _scored_pairs(
     nfs: pl.DataFrame, lines: pl.DataFrame, items: pl.DataFrame, taken_lots: pl.DataFrame, sep: pl.DataFrame
 ) -> pl.DataFrame:
-    """Rule 2: eligible (NF, lot) pairs of the NFs not decided by rule 1, with their score."""
+    """Rule 2 as production runs it (DESIGN §10): eligible (NF, lot) pairs of the NFs not decided
+    by rule 1, with their score. A lot is a candidate when a free item of the order carries it and
+    it has a pending separation of the order, or when it is the order's only such lot."""
+    pending = sep.select("separacao_lote_id", "num_pedido").unique().with_columns(pl.lit(True).alias("pending"))
     candidate_lots = (
         items.filter(_active() & _empty_nf() & pl.col("separacao_lote_id").is_not_null())
         .select("pedido", "separacao_lote_id")
         .unique()
         .join(taken_lots, on="separacao_lote_id", how="anti")
         .with_columns(pl.len().over("pedido").alias("order_lots"))
+        .join(pending, left_on=["separacao_lote_id", "pedido"], right_on=["separacao_lote_id", "num_pedido"], how="left")
+        .filter(pl.col("pending").fill_null(False) | (pl.col("order_lots") == 1))
     )
-    pairs = nfs.select("numero_nf", "order", "_k0", "_k1", "_k2", "_k3").join(
+    pairs = nfs.select("numero_nf", "order", "n_products", "_k0", "_k1", "_k2", "_k3").join(
         candidate_lots, left_on="order", right_on="pedido"
     )
+    # The lot's pending products (n_sep), however many the NF also has.
+    lot_products = sep.group_by("separacao_lote_id", "num_pedido").agg(pl.len().alias("n_sep"))
     q_nf, q_sep = pl.col("q_m"), pl.col("q_sep_m").fill_null(0)
     lo, hi = pl.min_horizontal(q_nf, q_sep), pl.max_horizontal(q_nf, q_sep)
     ratio = pl.when(lo > 0).then(lo / hi).otherwise(0.0)
@@ -149,17 +158,30 @@ def _scored_pairs(
         .group_by("numero_nf", "separacao_lote_id")
         .agg(
             (ratio * SCORE_SCALE).floor().cast(pl.Int64).sum().alias("score_units"),
-            pl.len().alias("products"),
-            pl.col("order_lots").first(),
-            *(pl.col(k).first() for k in ("_k0", "_k1", "_k2", "_k3")),
+            pl.col("q_sep_m").is_not_null().sum().cast(pl.Int64).alias("shared"),
+            *(pl.col(k).first() for k in ("order", "n_products", "order_lots", "_k0", "_k1", "_k2", "_k3")),
         )
+        .join(lot_products, left_on=["separacao_lote_id", "order"], right_on=["separacao_lote_id", "num_pedido"], how="left")
+        .with_columns(pl.col("n_sep").fill_null(0).cast(pl.Int64))
+        .with_columns(_penalized().alias("score_units"))
         .with_columns(
-            (pl.col("score_units").cast(pl.Float64) / (pl.col("products").cast(pl.Float64) * SCORE_SCALE)).alias(
+            (pl.col("score_units").cast(pl.Float64) / (pl.col("n_products").cast(pl.Float64) * SCORE_SCALE)).alias(
                 "score"
             )
         )
     )
     return scored.filter((pl.col("score_units") > 0) | (pl.col("order_lots") == 1))
+
+
+def _penalized() -> pl.Expr:
+    """Σ ratio units × (1 − 0.2 × extras / n_sep), as integers: × (5·n_sep − extras) ÷ (5·n_sep),
+    floored, so equal scores stay equal whatever path computed them. Extras are the lot's pending
+    products the NF does not have."""
+    extras = pl.col("n_sep") - pl.col("shared")
+    five = pl.col("n_sep") * 5
+    return pl.when(pl.col("n_sep") > 0).then(pl.col("score_units") * (five - extras) // five).otherwise(
+        pl.col("score_units")
+    )
 
 
 def assign(pairs: pl.DataFrame) -> pl.DataFrame:

@@ -1,5 +1,5 @@
-"""Every write of DESIGN §9, from the chosen lots: movements, links, statuses,
-inconsistencies, justifications. Each frame holds only rows that change something, so a
+"""Every write of DESIGN §9 as production runs it (§10), from the chosen lots: movements,
+links, divergent items, statuses, inconsistencies, justifications. Each frame holds only rows that change something, so a
 plan over the state its own writes leave behind is empty.
 """
 
@@ -11,19 +11,23 @@ import polars as pl
 
 from ..schemas import (
     STOCK_INCONSISTENCY,
+    STOCK_ITEM_FLAG,
     STOCK_ITEM_LINK,
     STOCK_JUSTIFICATION,
     STOCK_MOVEMENT_COMPLETE,
     STOCK_MOVEMENT_INSERT,
     STOCK_SEPARATION_LINK,
+    STOCK_SEPARATION_STATUS,
     STOCK_STATUS_CHANGE,
     Q3,
 )
 from .lots import DIVERGENCIA_NF_EMBARQUE, LINKED_NO_LOT, NO_ORDER
 
-# erro_validacao texts that linking the item settles (the last one: a reactivated NF).
-CLEARED_ERRORS = ("NF_PENDENTE_FATURAMENTO", "NF_DIVERGENTE", "NF cancelada no Odoo")
 MULTIPLOS = "MULTIPLOS"
+# The pallet product: its own module writes its stock movement (legacy-rules §7).
+PALLET_CODES = ("208000012",)
+# Below this score the NF's lot gets justification rows (and so does a product's ratio).
+JUSTIFY_BELOW = 0.99
 
 
 def from_thousandths(expr: pl.Expr) -> pl.Expr:
@@ -40,14 +44,18 @@ def _lot_observacao() -> pl.Expr:
     ).otherwise(pl.format("Baixa automática NF {} - Sem Separação", "numero_nf"))
 
 
-def movements(lines: pl.DataFrame, decided: pl.DataFrame, existing: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(inserts, completions): a line with no FATURAMENTO movement gets one; with a lot,
-    the existing movements of the line are completed unless they already carry it."""
+def movements(
+    lines: pl.DataFrame, decided: pl.DataFrame, existing: pl.DataFrame, pallet_codes: tuple[str, ...] = PALLET_CODES
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(inserts, completions): a line with no FATURAMENTO movement gets one, unless its product
+    is a pallet code (the pallet module writes that one); with a lot, the existing movements of
+    the line are completed unless they already carry it."""
     nf = decided.select("numero_nf", "order", "separacao_lote_id", "embarque_id", "data_fatura")
     rows = lines.select("numero_nf", "cod_produto", "nome_produto", "q_m").join(nf, on="numero_nf")
     present = existing.select("numero_nf", "cod_produto").unique()
     inserts = (
         rows.join(present, on=["numero_nf", "cod_produto"], how="anti")
+        .filter(~pl.col("cod_produto").is_in(list(pallet_codes)))
         .select(
             "cod_produto",
             "nome_produto",
@@ -89,7 +97,8 @@ def movements(lines: pl.DataFrame, decided: pl.DataFrame, existing: pl.DataFrame
 
 def item_links(decided: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     """Items of (lot, order) whose nota_fiscal is empty get the lot's claimant NF, whatever
-    the item's or its shipment's status (§9 names none for this write)."""
+    the item's or its shipment's status (§9 names none for this write); their erro_validacao is
+    cleared whatever it held (§10: it was about the missing NF). `clear_erro` says it held one."""
     empty = pl.col("nota_fiscal").is_null() | (pl.col("nota_fiscal") == "")
     claims = items.filter(empty).join(
         decided.filter(pl.col("claimant")).select("numero_nf", "order", "separacao_lote_id"),
@@ -97,11 +106,31 @@ def item_links(decided: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
         right_on=["separacao_lote_id", "order"],
     )
     return (
-        claims.select(
-            "id", "numero_nf", "separacao_lote_id", pl.col("erro_validacao").is_in(CLEARED_ERRORS).fill_null(False).alias("clear_erro")
-        )
+        claims.select("id", "numero_nf", "separacao_lote_id", pl.col("erro_validacao").is_not_null().alias("clear_erro"))
         .sort("id")
         .cast(dict(STOCK_ITEM_LINK))
+    )
+
+
+def item_flags(decided: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+    """§10: an NF left without a lot by a divergence (§9 rule 1) flags every active item of an
+    active shipment naming it with another `pedido`, when the item's erro_validacao is empty:
+    `NF_DIVERGENTE: Pedido NF ({o}) != Pedido Item ({pedido})` (its nota_fiscal is kept)."""
+    active = ((pl.col("status") == "ativo") & (pl.col("embarque_status") == "ativo")).fill_null(False)
+    blank = pl.col("erro_validacao").is_null() | (pl.col("erro_validacao") == "")
+    divergent = decided.filter(pl.col("tipo") == DIVERGENCIA_NF_EMBARQUE).select("numero_nf", "order")
+    return (
+        items.filter(active & blank)
+        .join(divergent, left_on="nota_fiscal", right_on="numero_nf")
+        .filter(~pl.col("pedido").eq_missing(pl.col("order")))
+        .select(
+            "id",
+            pl.col("nota_fiscal").alias("numero_nf"),
+            pl.format("NF_DIVERGENTE: Pedido NF ({}) != Pedido Item ({})", pl.col("order").fill_null(""),
+                      pl.col("pedido").fill_null("")).alias("erro_validacao"),
+        )  # fmt: skip
+        .sort("id")
+        .cast(dict(STOCK_ITEM_FLAG))
     )
 
 
@@ -114,6 +143,21 @@ def separation_links(decided: pl.DataFrame, separations: pl.DataFrame) -> pl.Dat
     )
     return (
         claims.select("id", "numero_nf", "separacao_lote_id").sort("id").cast(dict(STOCK_SEPARATION_LINK))
+    )
+
+
+def separation_statuses(decided: pl.DataFrame, separations: pl.DataFrame, links: pl.DataFrame) -> pl.DataFrame:
+    """§10: every separacao row of (lot, order) of an NF with a lot, not yet `FATURADO`, becomes
+    `FATURADO` whatever its sincronizado_nf; the rows the sync writes (status included) are not
+    listed twice."""
+    pairs = decided.filter(_has_lot() & pl.col("order").is_not_null()).select("separacao_lote_id", "order").unique()
+    return (
+        separations.filter(~pl.col("status").eq_missing("FATURADO"))
+        .join(pairs, left_on=["separacao_lote_id", "num_pedido"], right_on=["separacao_lote_id", "order"])
+        .join(links.select("id"), on="id", how="anti")
+        .select("id", "separacao_lote_id", "num_pedido")
+        .sort("id")
+        .cast(dict(STOCK_SEPARATION_STATUS))
     )
 
 
@@ -187,33 +231,39 @@ def inconsistencies(decided: pl.DataFrame, open_rows: pl.DataFrame) -> pl.DataFr
 
 
 def justifications(lines: pl.DataFrame, decided: pl.DataFrame, sep: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
-    """Per NF with a lot, every product invoiced or separated (lot, order) whose quantities
-    differ at 3 decimals, unless a justification of (lot, product, NF) exists."""
-    with_lot = decided.filter(_has_lot()).select("numero_nf", "order", "separacao_lote_id")
-    invoiced = lines.select("numero_nf", "cod_produto", "q_m").join(with_lot, on="numero_nf")
-    separated = with_lot.join(
-        sep, left_on=["separacao_lote_id", "order"], right_on=["separacao_lote_id", "num_pedido"]
-    ).select("numero_nf", "order", "separacao_lote_id", "cod_produto", "q_sep_m")
-    both = invoiced.join(
-        separated, on=["numero_nf", "order", "separacao_lote_id", "cod_produto"], how="full", coalesce=True
-    ).with_columns(pl.col("q_m").fill_null(0), pl.col("q_sep_m").fill_null(0))
+    """§10, as production writes them: only for an NF whose lot was scored below 0.99, one row
+    per product both invoiced and in the lot's pending separation of the order (both quantities
+    > 0) whose ratio min/max is below 0.99, unless a row of (lot, order, product, NF) exists.
+    `qtd_saldo` = separated − invoiced when positive, else 0; motivo and classificação left ''
+    for the users; the text gives the product's ratio as a percentage with two decimals."""
+    scored = decided.filter((pl.col("how") == "candidate") & (pl.col("score") < JUSTIFY_BELOW))
+    both = (
+        lines.select("numero_nf", "cod_produto", "q_m")
+        .join(scored.select("numero_nf", "order", "separacao_lote_id"), on="numero_nf")
+        .join(sep, left_on=["separacao_lote_id", "order", "cod_produto"],
+              right_on=["separacao_lote_id", "num_pedido", "cod_produto"])
+        .filter((pl.col("q_m") > 0) & (pl.col("q_sep_m") > 0))
+    )  # fmt: skip
+    lo, hi = pl.min_horizontal("q_m", "q_sep_m"), pl.max_horizontal("q_m", "q_sep_m")
+    both = both.with_columns((lo / hi).alias("ratio")).filter(pl.col("ratio") < JUSTIFY_BELOW)
+    cents = (pl.col("ratio") * 10000).round(0).cast(pl.Int64)
+    percent = pl.format("{}.{}", (cents // 100).cast(pl.String), (cents % 100).cast(pl.String).str.zfill(2))
     sep_q, fat_q = from_thousandths(pl.col("q_sep_m")), from_thousandths(pl.col("q_m"))
+    saldo = pl.when(pl.col("q_sep_m") > pl.col("q_m")).then(pl.col("q_sep_m") - pl.col("q_m")).otherwise(0)
     return (
-        both.filter(pl.col("q_m") != pl.col("q_sep_m"))
-        .join(keys, on=["separacao_lote_id", "cod_produto", "numero_nf"], how="anti")
+        both.rename({"order": "num_pedido"})
+        .join(keys, on=["separacao_lote_id", "num_pedido", "cod_produto", "numero_nf"], how="anti")
         .select(
             "separacao_lote_id",
-            pl.col("order").alias("num_pedido"),
+            "num_pedido",
             "cod_produto",
             "numero_nf",
             sep_q.alias("qtd_separada"),
             fat_q.alias("qtd_faturada"),
-            from_thousandths((pl.col("q_sep_m") - pl.col("q_m")).abs()).alias("qtd_saldo"),
-            pl.lit("DIVERGENCIA_AUTO").alias("motivo_nao_faturamento"),
-            pl.lit("NECESSITA_COMP").alias("classificacao_saldo"),
-            pl.format("Separado {}, faturado {}", sep_q.cast(pl.String), fat_q.cast(pl.String)).alias(
-                "descricao_detalhada"
-            ),
+            from_thousandths(saldo).alias("qtd_saldo"),
+            pl.lit("").alias("motivo_nao_faturamento"),
+            pl.lit("").alias("classificacao_saldo"),
+            pl.format("Divergência detectada: Score {}%", percent).alias("descricao_detalhada"),
         )
         .sort("numero_nf", "separacao_lote_id", "cod_produto")
         .cast(dict(STOCK_JUSTIFICATION))
