@@ -224,7 +224,7 @@ STOCK_ITEM_LINK = pl.Schema(
 # erro_validacao is empty get `erro_validacao` (re-check: still empty, still naming the NF).
 STOCK_ITEM_FLAG = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "erro_validacao": pl.String})
 # separacao rows of (lot, order) not yet FATURADO and not synced by the stage (re-check: still not FATURADO).
-STOCK_SEPARATION_STATUS = pl.Schema({"id": pl.Int64, "separacao_lote_id": pl.String, "num_pedido": pl.String})
+STOCK_SEPARATION_STATUS = pl.Schema({"id": pl.Int64, "separacao_lote_id": pl.String, "num_pedido": pl.String, "numero_nf": pl.String})
 # separacao rows to sync (re-check: sincronizado_nf still false).
 STOCK_SEPARATION_LINK = pl.Schema({"id": pl.Int64, "numero_nf": pl.String, "separacao_lote_id": pl.String})
 # faturamento_produto status of a whole NF (re-check: the line still has `status_from`).

@@ -230,7 +230,7 @@ def reference_stock(state: dict[str, list[dict]], pallet_codes: tuple[str, ...] 
                 for s in state["separations"]:
                     if (s["separacao_lote_id"] == lot and s["num_pedido"] == o and s["status"] != "FATURADO"
                             and s["id"] not in synced_ids and s["id"] not in status_done):
-                        plan["separation_statuses"].append({"id": s["id"], "separacao_lote_id": lot, "num_pedido": o})
+                        plan["separation_statuses"].append({"id": s["id"], "separacao_lote_id": lot, "num_pedido": o, "numero_nf": n})
                         status_done.add(s["id"])
             if "SEM_LOTE" in statuses:
                 plan["status_changes"].append({"numero_nf": n, "status_from": "SEM_LOTE", "status_nf": "Lançado"})

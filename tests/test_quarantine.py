@@ -374,7 +374,8 @@ def test_stock_plan_without_nfs():
     plan = StockPlan(
         assignments=part(schemas.STOCK_ASSIGNMENT), movement_inserts=part(schemas.STOCK_MOVEMENT_INSERT),
         movement_completions=part(schemas.STOCK_MOVEMENT_COMPLETE), item_links=part(schemas.STOCK_ITEM_LINK),
-        separation_links=part(schemas.STOCK_SEPARATION_LINK), status_changes=part(schemas.STOCK_STATUS_CHANGE),
+        item_flags=part(schemas.STOCK_ITEM_FLAG), separation_links=part(schemas.STOCK_SEPARATION_LINK),
+        separation_statuses=part(schemas.STOCK_SEPARATION_STATUS), status_changes=part(schemas.STOCK_STATUS_CHANGE),
         inconsistencies=part(schemas.STOCK_INCONSISTENCY), justifications=part(schemas.STOCK_JUSTIFICATION),
     )  # fmt: skip
     rest = plan.without(["B"])

@@ -150,12 +150,18 @@ def separation_statuses(decided: pl.DataFrame, separations: pl.DataFrame, links:
     """§10: every separacao row of (lot, order) of an NF with a lot, not yet `FATURADO`, becomes
     `FATURADO` whatever its sincronizado_nf; the rows the sync writes (status included) are not
     listed twice."""
-    pairs = decided.filter(_has_lot() & pl.col("order").is_not_null()).select("separacao_lote_id", "order").unique()
+    # The NF that decided the pair rides along, so the quarantine can leave its writes out (§12).
+    pairs = (
+        decided.filter(_has_lot() & pl.col("order").is_not_null())
+        .select("separacao_lote_id", "order", pl.col("numero_nf").alias("decided_by"))
+        .sort("decided_by")
+        .unique(["separacao_lote_id", "order"], keep="first")
+    )
     return (
         separations.filter(~pl.col("status").eq_missing("FATURADO"))
         .join(pairs, left_on=["separacao_lote_id", "num_pedido"], right_on=["separacao_lote_id", "order"])
         .join(links.select("id"), on="id", how="anti")
-        .select("id", "separacao_lote_id", "num_pedido")
+        .select("id", "separacao_lote_id", "num_pedido", pl.col("decided_by").alias("numero_nf"))
         .sort("id")
         .cast(dict(STOCK_SEPARATION_STATUS))
     )
