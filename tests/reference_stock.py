@@ -57,6 +57,13 @@ def as_decimal(milli: int) -> Decimal:
     return (Decimal(milli) * MILLI).quantize(MILLI)
 
 
+def percent(ratio: float) -> str:
+    """docs/rules.md: round(ratio × 10⁴), half to even, as a percentage with two decimals. (The old
+    job's `{ratio:.2%}` rounds the binary value of ratio × 100 and can differ by 0.01 at a tie.)"""
+    cents = round(ratio * 10000)
+    return f"{cents // 100}.{cents % 100:02d}"
+
+
 def carvia(item: dict) -> bool:
     return (item.get("carvia_cotacao_id") or 0) != 0 or (item["separacao_lote_id"] or "").startswith("CARVIA-")
 
@@ -256,7 +263,7 @@ def reference_stock(state: dict[str, list[dict]], pallet_codes: tuple[str, ...] 
                         "separacao_lote_id": lot, "num_pedido": o, "cod_produto": p, "numero_nf": n,
                         "qtd_separada": as_decimal(q_sep), "qtd_faturada": as_decimal(q_fat),
                         "qtd_saldo": as_decimal(max(q_sep - q_fat, 0)), "motivo_nao_faturamento": "",
-                        "classificacao_saldo": "", "descricao_detalhada": f"Divergência detectada: Score {ratio:.2%}",
+                        "classificacao_saldo": "", "descricao_detalhada": f"Divergência detectada: Score {percent(ratio)}%",
                     })  # fmt: skip
         else:
             if "Lançado" in statuses:
