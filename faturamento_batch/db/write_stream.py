@@ -1,19 +1,16 @@
-"""The writes of a chunked full run: every bulk write is ONE COPY of a stream of Arrow batches.
+"""Every bulk write is ONE COPY of a stream of Arrow batches (DESIGN §8).
 
-The new lines are COPYed into faturamento_produto while the run is still
-producing them (one `adbc_ingest` of a `RecordBatchReader` whose batches come
-from the chunks as they are diffed). What is staged (status/drift changes, new
-products, consolidation) is spilled to local Parquet chunk by chunk and sent
-after the lines, each as one `adbc_ingest` of a reader over its file, followed
-by the same set-based statement as a one-piece run (`db.write`). So the
-statements are a constant per run, whatever the number of chunks.
+A run spills what it will write to local Parquet chunk by chunk (`Spill`); the
+write sequence (`stages.write_run`) then sends each spill as one `adbc_ingest`
+of a `RecordBatchReader` over its file (`ingest_stream`), followed by one
+set-based statement. So the statements are a constant per run, whatever the
+number of chunks, and memory holds a batch, not the run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -22,17 +19,7 @@ import pyarrow.parquet as pq
 
 from ..errors import DatabaseError
 from ..settings import redact
-from .write import (
-    _INSERT_PRODUCTS,
-    _UPDATE_LINES,
-    _UPSERT_CONSOLIDATION,
-    ACTOR,
-    ERRO_NF_CANCELADA,
-    WriteSummary,
-    Writer,
-    cascade_sql,
-    to_arrow,
-)
+from .write import Writer, to_arrow
 
 log = logging.getLogger(__name__)
 
@@ -97,36 +84,3 @@ class Spill:
     def schema(self) -> pa.Schema:
         self.close()
         return pq.read_schema(self.file)
-
-
-def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[str], now: datetime,
-                 *, stock: bool = True) -> WriteSummary:
-    """After the lines: new products, status/drift changes, the cascade, the consolidation.
-
-    The same statements and order as `Writer.write` (`stock`: the database has the
-    stock module's tables); a part with no rows sends nothing.
-    """
-    summary = WriteSummary()
-    if spills["new_products"].rows:
-        spill = spills["new_products"]
-        ingest_stream(writer, "_fb_new_products", spill.schema, spill.batches(), temporary=True)
-        writer.execute(_INSERT_PRODUCTS, (now,))
-        summary.rows["cadastro_palletizacao.insert"] = writer.rowcount()
-    if spills["changes"].rows:
-        spill = spills["changes"]
-        ingest_stream(writer, "_fb_changes", spill.schema, spill.batches(), temporary=True)
-        writer.execute(_UPDATE_LINES, (now, ACTOR))
-        summary.rows["faturamento_produto.update"] = writer.rowcount()
-    if cancelled_nfs:
-        log.info("write: cancellation cascade for %d NFs", len(cancelled_nfs))
-        writer.execute(cascade_sql(stock), (cancelled_nfs, now, ACTOR, ERRO_NF_CANCELADA))
-        cascade = pl.from_arrow(writer.cur.fetch_arrow_table())
-        summary.cascade = cascade.cast({"linhas": pl.Int64})  # type: ignore[union-attr]
-        per_table = summary.cascade.group_by("tabela").agg(pl.col("linhas").sum())
-        summary.rows.update(zip((per_table["tabela"] + ".cancel").to_list(), per_table["linhas"].to_list()))
-    if spills["consolidation"].rows:
-        spill = spills["consolidation"]
-        ingest_stream(writer, "_fb_consolidation", spill.schema, spill.batches(), temporary=True)
-        writer.execute(_UPSERT_CONSOLIDATION, (now, ACTOR))
-        summary.rows["relatorio_faturamento_importado.upsert"] = writer.rowcount()
-    return summary

@@ -22,13 +22,13 @@ from datetime import datetime
 
 import polars as pl
 
-from .db.read_stock import StockState, read_candidate_lines, read_stock_state
-from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
-from .db.write_stock import StockWriteSummary, write_stock
-from .diff import ChangeSet
-from .errors import ConfigError
-from .schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
-from .stock import StockInput, StockPlan, plan_stock
+from ..db.read_stock import StockState, read_candidate_lines, read_stock_state
+from ..db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
+from ..db.write_stock import StockWriteSummary, write_stock
+from ..diff import ChangeSet
+from ..errors import ConfigError
+from ..schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
+from ..stock import StockInput, StockPlan, plan_stock
 
 POSTED = ("Lançado", "SEM_LOTE")
 
@@ -107,10 +107,15 @@ class StockStage:
     def rows_to_write(self) -> int:
         return sum(n for name, n in self.plan.counts().items() if name != "assignments")
 
-    def write(self, writer, now: datetime) -> StockWriteSummary:
-        """Send the plan through `writer` (the run's `db.write.Writer`, transaction open)."""
+    def write(self, writer, now: datetime, exclude: pl.DataFrame | None = None) -> StockWriteSummary:
+        """Send the plan through `writer` (the run's `db.write.Writer`, transaction open),
+        without the writes of `exclude`'s NFs (a frame with `numero_nf`) when given."""
         started = time.perf_counter()
-        self.written = write_stock(writer, self.plan, now)
+        plan = self.plan
+        if exclude is not None and exclude.height:
+            keep = exclude.select("numero_nf").unique()
+            plan = StockPlan(**{name: frame.join(keep, on="numero_nf", how="anti") for name, frame in plan.parts().items()})
+        self.written = write_stock(writer, plan, now)
         self.timings["write"] = round(time.perf_counter() - started, 4)
         return self.written
 
