@@ -130,6 +130,43 @@ def test_statement_count_does_not_grow_with_the_number_of_chunks(db_url, second_
     assert scalar(second_db, "SELECT count(*) FROM faturamento_produto") == 900
 
 
+def test_one_chunk_many_chunks_and_chunk_size_0_same_database_and_statements_with_the_stage_on(
+        db_url, second_db, pg_admin_url, template_url, tmp_path, monkeypatch):  # fmt: skip
+    """One run path: the same database (every table) and the same statements, stage on, whatever the
+    chunking; a first run writes its SEM_LOTE lines as SEM_LOTE (no insert-then-update)."""
+    from .conftest import clone_template, drop_database
+    from .test_stock_io import _budget_shipments
+
+    from faturamento_batch.db.write import Writer
+
+    sent: list[str] = []
+    execute = Writer.execute
+    monkeypatch.setattr(Writer, "execute", lambda self, sql, params=(): (sent.append(sql), execute(self, sql, params))[1])
+    third = clone_template(pg_admin_url)
+    try:
+        ds = build_dataset(tmp_path / "odoo", moves=300, cancelled={7})
+        runs = {}
+        for url, chunk_size in ((db_url, 100_000), (second_db, 9), (third, 0)):
+            _budget_shipments(url, 0, 0, 300)  # a lot for every odd order: NFs with and without a lot
+            runs[chunk_size] = _run(url, tmp_path / str(chunk_size), ds, chunk_size=chunk_size)
+        one, many, zero = runs[100_000].manifest, runs[9].manifest, runs[0].manifest
+        assert (one["chunks"]["chunks"], many["chunks"]["chunks"], zero["chunks"]["chunks"]) == (1, 100, 1)
+        _same_database(db_url, second_db)
+        _same_database(db_url, third)
+        assert one["sql_statements"] == many["sql_statements"] == zero["sql_statements"]
+        assert one["sql_statements"]["total"] <= 35
+        s = one["stock"]
+        assert s["nfs_with_lot"] == 149 and s["nfs_without_lot"] == 150  # the odd orders have a lot; NF 7 is cancelled
+        assert s["counts"]["status_changes"] == 150 and s["counts"]["items_linked"] == 149
+        assert one["written"]["faturamento_produto.status_lines"] == 150 * 3 == many["written"]["faturamento_produto.status_lines"]
+        assert scalar(db_url, "SELECT count(*) FROM faturamento_produto WHERE status_nf = 'SEM_LOTE'") == 150 * 3
+        # Written once: COPYed as SEM_LOTE, no UPDATE of faturamento_produto in any of the three runs.
+        assert sent and not [sql for sql in sent if "UPDATE faturamento_produto" in sql]
+        assert sum(s["left_alone"].values()) == 0
+    finally:
+        drop_database(pg_admin_url, third)
+
+
 def test_dry_run_chunked_writes_nothing(db_url, tmp_path):
     ds = build_dataset(tmp_path / "odoo", moves=30)
     before = snapshot(db_url)

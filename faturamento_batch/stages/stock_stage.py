@@ -17,7 +17,7 @@ holds them. The run's own cancellation cascade is applied to what was read
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import polars as pl
@@ -27,7 +27,7 @@ from ..db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items
 from ..db.write_stock import StockWriteSummary, write_stock
 from ..diff import ChangeSet
 from ..errors import ConfigError
-from ..schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
+from ..schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE, STOCK_STATUS_CHANGE
 from ..stock import StockInput, StockPlan, plan_stock
 
 POSTED = ("Lançado", "SEM_LOTE")
@@ -102,20 +102,46 @@ class StockStage:
     statements: int  # SQL statements the reads sent
     timings: dict[str, float] = field(default_factory=dict)
     written: StockWriteSummary | None = None
+    # The plan's status changes of NFs wholly new in this run (schemas.STOCK_STATUS_CHANGE):
+    # their lines are COPYed with the planned status (`stages.write_run`), not inserted and updated.
+    status_at_insert: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=STOCK_STATUS_CHANGE))
+    # Of the plan's status changes, those whose NF has lines in the database to UPDATE (None: all).
+    status_by_update: pl.DataFrame | None = None
+
+    def split_status(self, lines: pl.DataFrame, inserts: pl.DataFrame) -> None:
+        """Which planned status changes the COPY of new lines writes, which need the UPDATE.
+
+        `lines`: the candidate lines as they will stand (schemas.STOCK_NF_LINE), `inserts`
+        the run's new lines. A new line of an NF whose status changes is COPYed with the new
+        status; the UPDATE keeps the NFs that also have stored lines in the `status_from`."""
+        changes = self.plan.status_changes
+        key = ["numero_nf", "cod_produto"]
+        stored = lines.join(inserts.select(key), on=key, how="anti").select("numero_nf", pl.col("status_nf").alias("status_from"))
+        self.status_at_insert = changes.join(inserts.select("numero_nf").unique(), on="numero_nf", how="semi")
+        self.status_by_update = changes.join(stored.unique(), on=["numero_nf", "status_from"], how="semi")
 
     @property
     def rows_to_write(self) -> int:
         return sum(n for name, n in self.plan.counts().items() if name != "assignments")
 
-    def write(self, writer, now: datetime, exclude: pl.DataFrame | None = None) -> StockWriteSummary:
+    def write(self, writer, now: datetime, exclude: pl.DataFrame | None = None, *, lines_at_insert: int = 0) -> StockWriteSummary:
         """Send the plan through `writer` (the run's `db.write.Writer`, transaction open),
-        without the writes of `exclude`'s NFs (a frame with `numero_nf`) when given."""
+        without the writes of `exclude`'s NFs (a frame with `numero_nf`) when given.
+        `lines_at_insert`: the lines the COPY already wrote with their planned status."""
         started = time.perf_counter()
-        plan = self.plan
+        plan, at_insert = self.plan, self.status_at_insert
+        by_update = plan.status_changes if self.status_by_update is None else self.status_by_update
         if exclude is not None and exclude.height:
-            keep = exclude.select("numero_nf").unique()
-            plan = StockPlan(**{name: frame.join(keep, on="numero_nf", how="anti") for name, frame in plan.parts().items()})
-        self.written = write_stock(writer, plan, now)
+            gone = exclude.select("numero_nf").unique()
+            plan = StockPlan(**{name: frame.join(gone, on="numero_nf", how="anti") for name, frame in plan.parts().items()})
+            at_insert = at_insert.join(gone, on="numero_nf", how="anti")
+            by_update = by_update.join(gone, on="numero_nf", how="anti")
+        self.written = write_stock(writer, replace(plan, status_changes=by_update), now)
+        only_copied = at_insert.join(by_update, on="numero_nf", how="anti").height
+        if only_copied or lines_at_insert:  # written by the COPY: counted as the stage's status writes
+            w = self.written.written
+            w["faturamento_produto.status_nfs"] = w.get("faturamento_produto.status_nfs", 0) + only_copied
+            w["faturamento_produto.status_lines"] = w.get("faturamento_produto.status_lines", 0) + lines_at_insert
         self.timings["write"] = round(time.perf_counter() - started, 4)
         return self.written
 
@@ -215,7 +241,9 @@ def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool
         found.lines.join(after.select("numero_nf").unique(), on="numero_nf", how="anti"),
     ])  # fmt: skip
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, lines, cs.cancellations, found.statements, timings)
+    stage = _plan(url, lines, cs.cancellations, found.statements, timings)
+    stage.split_status(lines, cs.inserts)
+    return stage
 
 
 def plan_for_nfs(url: str, nfs: list[str] | None) -> StockStage:

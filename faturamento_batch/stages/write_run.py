@@ -75,12 +75,15 @@ def write_run(writer: Writer, run: RunParts, exclude: pl.DataFrame | None = None
     rows: dict[str, int] = {}
     cascade = None
     imported = run.imported
+    at_insert = run.stock.status_at_insert if run.stock is not None else None
+    lines_at_insert: list[int] = []
     if imported is not None:
         parts, staged = imported.parts, imported.staged
         if parts["inserts"].rows:
             log.info("write: COPY %d new lines into faturamento_produto", parts["inserts"].rows)
             schema = to_arrow(insert_rows(pl.DataFrame(schema=LINE_VALUES), run.now)).schema
-            lines = (insert_rows(frame, run.now) for frame in _frames(parts["inserts"], exclude))
+            lines = (insert_rows(_planned_status(frame, at_insert, lines_at_insert), run.now)
+                     for frame in _frames(parts["inserts"], exclude))  # fmt: skip
             rows["faturamento_produto.insert"] = ingest_stream(writer, "faturamento_produto", schema, _batches(lines, schema),
                                                                temporary=False)  # fmt: skip
         if staged["new_products"].rows:
@@ -102,7 +105,9 @@ def write_run(writer: Writer, run: RunParts, exclude: pl.DataFrame | None = None
             _stage(writer, "_fb_consolidation", staged["consolidation"], exclude)
             writer.execute(_UPSERT_CONSOLIDATION, (run.now, ACTOR))
             rows["relatorio_faturamento_importado.upsert"] = writer.rowcount()
-    stock = run.stock.write(writer, run.now, exclude) if run.stock is not None else None
+    stock = None
+    if run.stock is not None:
+        stock = run.stock.write(writer, run.now, exclude, lines_at_insert=sum(lines_at_insert))
     write_events(writer, run, exclude)
     return WriteSummary(rows, cascade, stock)
 
@@ -119,6 +124,18 @@ def insert_rows(inserts: pl.DataFrame, now: datetime) -> pl.DataFrame:
         pl.lit(now).alias("created_at"), pl.lit(now).alias("updated_at"),
         pl.lit(ACTOR).alias("created_by"), pl.lit(ACTOR).alias("updated_by"),
     )  # fmt: skip
+
+
+def _planned_status(lines: pl.DataFrame, at_insert: pl.DataFrame | None, changed: list[int]) -> pl.DataFrame:
+    """New lines with the status the stock stage planned for their NF (a first run's `SEM_LOTE`),
+    where the line still has the status the plan was computed from; `changed` counts them."""
+    if at_insert is None or at_insert.height == 0:
+        return lines
+    joined = lines.join(at_insert.rename({"status_nf": "_planned"}), on="numero_nf", how="left")
+    hit = pl.col("_planned").is_not_null() & (pl.col("status_nf") == pl.col("status_from"))
+    joined = joined.with_columns(hit.alias("_hit"))
+    changed.append(int(joined.get_column("_hit").sum()))
+    return joined.with_columns(pl.when("_hit").then(pl.col("_planned")).otherwise(pl.col("status_nf")).alias("status_nf")).select(lines.columns)
 
 
 def _without(frame: pl.DataFrame, exclude: pl.DataFrame | None) -> pl.DataFrame:
