@@ -208,3 +208,34 @@ def test_chunked_run_killed_midway_leaves_the_database_untouched(db_url, tmp_pat
     assert not (tmp_path / "runs").exists() or all(
         read_manifest(d).get("status") != "success" for d in (tmp_path / "runs").iterdir() if (d / "manifest.json").exists()
     )
+
+
+def test_write_run_replayed_without_an_nf_leaves_out_all_of_it(db_url, second_db, tmp_path, monkeypatch):
+    """`write_run(writer, run, exclude)` (what quarantine replays under a SAVEPOINT): every write of
+    the excluded NF is left out — lines, consolidation, stock movements, inconsistencies, links —
+    and everything else is written as in a healthy run."""
+    import faturamento_batch.pipeline as pipeline
+    from faturamento_batch.stages.write_run import write_run
+
+    from .test_stock_io import _budget_shipments
+
+    ds = build_dataset(tmp_path / "odoo", moves=40)
+    for url in (db_url, second_db):
+        _budget_shipments(url, 0, 0, 40)  # odd orders have a lot: NF 100003 gets one
+    healthy = _run(db_url, tmp_path / "a", ds, chunk_size=7)
+    left_out = pl.DataFrame({"numero_nf": ["100003", "100004"]})
+    monkeypatch.setattr(pipeline, "write_run", lambda writer, run, exclude=None: write_run(writer, run, left_out))
+    replayed = _run(second_db, tmp_path / "b", ds, chunk_size=7)
+    assert healthy.manifest["status"] == replayed.manifest["status"] == "success"
+    for table, column in (("faturamento_produto", "numero_nf"), ("relatorio_faturamento_importado", "numero_nf"),
+                          ("movimentacao_estoque", "numero_nf"), ("inconsistencia_faturamento", "numero_nf"),
+                          ("embarque_itens", "nota_fiscal"), ("separacao", "numero_nf"),
+                          ("faturamento_parcial_justificativa", "numero_nf")):  # fmt: skip
+        query = f"SELECT count(*) FROM {table} WHERE {column} IN ('100003', '100004')"  # our own constants
+        assert scalar(second_db, query) == 0, table
+        other = f"SELECT count(*) FROM {table} WHERE {column} NOT IN ('100003', '100004')"
+        assert scalar(second_db, other) == scalar(db_url, other), table
+    assert scalar(db_url, "SELECT count(*) FROM movimentacao_estoque WHERE numero_nf = '100003'") == 3
+    assert scalar(db_url, "SELECT count(*) FROM embarque_itens WHERE nota_fiscal = '100003'") == 1
+    assert scalar(db_url, "SELECT count(*) FROM inconsistencia_faturamento WHERE numero_nf = '100004'") == 1
+    assert replayed.manifest["sql_statements"] == healthy.manifest["sql_statements"]
