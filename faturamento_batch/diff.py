@@ -198,17 +198,17 @@ def compute_changeset(
 def _downstream(
     values: pl.DataFrame, existing: pl.DataFrame, inserts: pl.DataFrame, changed: pl.DataFrame, reactivated: pl.DataFrame
 ) -> pl.DataFrame:
-    """schemas.DOWNSTREAM: one row per (NF, kind), with the NF's customer CNPJ (from Odoo's lines)."""
+    """schemas.DOWNSTREAM: one row per (NF, kind, customer CNPJ of its lines in Odoo)."""
     inserted = inserts.select("numero_nf").unique()
     new_nfs = inserted.join(existing.select("numero_nf"), on="numero_nf", how="anti")
-    cnpj = values.group_by("numero_nf").agg(pl.col("cnpj_cliente").first())
+    cnpj = values.select("numero_nf", "cnpj_cliente").unique()  # an NF's lines may name several customers
     kinds = [
         inserted.with_columns(pl.lit("nfs_inserted").alias("kind")),
         changed.select("numero_nf").unique().with_columns(pl.lit("nfs_changed").alias("kind")),
         pl.concat([new_nfs, reactivated.select("numero_nf")]).unique().with_columns(pl.lit("nfs_to_reprocess").alias("kind")),
     ]
     out = pl.concat(kinds).drop_nulls("numero_nf").join(cnpj, on="numero_nf", how="left")
-    return out.select(DOWNSTREAM.names()).cast(dict(DOWNSTREAM)).sort("kind", "numero_nf")  # type: ignore[arg-type]
+    return out.select(DOWNSTREAM.names()).cast(dict(DOWNSTREAM)).sort("kind", "numero_nf", "cnpj_cliente")  # type: ignore[arg-type]
 
 
 def downstream_lists(downstream: pl.DataFrame) -> dict[str, list[str]]:

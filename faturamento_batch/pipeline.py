@@ -148,7 +148,8 @@ class Run:
     def manifest(self) -> dict:
         """`manifest.json`, assembled once from what the stages reported."""
         s = self.settings
-        m: dict = {"run_id": self.id, "job": s.job, "status": self.status, "mode": self.mode, "dry_run": s.dry_run,
+        mode = None if self.mode == "sync" else self.mode  # "sync": the run stopped before its lock said which
+        m: dict = {"run_id": self.id, "job": s.job, "status": self.status, "mode": mode, "dry_run": s.dry_run,
                    "started_at": self.started_at}  # fmt: skip
         if self.mode == "stock":
             m["nfs"] = list(s.stock_nfs)

@@ -17,8 +17,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DatabaseError
-from ..settings import redact
 from .write import Writer, to_arrow
 
 log = logging.getLogger(__name__)
@@ -51,7 +49,8 @@ def ingest_stream(writer: Writer, table: str, schema: pa.Schema, batches: Iterab
     except Exception as exc:
         if failure:
             raise failure[0] from None
-        raise DatabaseError(f"bulk load into `{table}` failed: {redact(str(exc)).strip()[:800]}") from exc
+        # Classified like every other statement (a lost connection is transient: exit 75).
+        raise writer._error(f"bulk load into `{table}` failed", exc) from exc
     return int(rows)
 
 

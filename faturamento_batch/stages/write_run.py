@@ -17,6 +17,11 @@ no rows sends nothing):
      logistics application's rows stay locked only until the commit
   7. `write_events`: the downstream events hook (DESIGN §11)
 The run record, the cursor and the commit follow (`pipeline`).
+
+Replaying: the staged tables are temporary tables the COPYs create, so a second
+`write_run` in the same transaction must follow a `ROLLBACK TO SAVEPOINT` taken
+before the first (which drops them again). New products are not per NF and are
+never excluded (a code inserted for a left-out NF is harmless and idempotent).
 """
 
 from __future__ import annotations
