@@ -363,7 +363,8 @@ def build_template(url: str, filler: pl.DataFrame, base: RawBatch, cancelled_nfs
         settings = Settings(database_url=url, state_dir=Path(tmp) / "state", artifacts_dir=Path(tmp) / "runs",
                             since=SINCE, max_reject_ratio=1.0)  # fmt: skip
         result = run_sync(settings, source=MemorySource(base))
-    base_lines = result.changeset.inserts if result.changeset is not None else pl.DataFrame(schema=LINE_VALUES)
+    inserted = result.run_dir / "inserts.parquet"  # the run's `inserts` part
+    base_lines = pl.read_parquet(inserted) if inserted.exists() else pl.DataFrame(schema=LINE_VALUES)
     everything = pl.concat([filler.select(LINE_VALUES.names()), base_lines.select(LINE_VALUES.names())])
     _ingest(url, _cascade_rows(everything, cancelled_nfs, seed))
     pg.execute(url, "SELECT setval(pg_get_serial_sequence('embarques', 'id'), (SELECT max(id) FROM embarques))")

@@ -12,6 +12,7 @@ import polars as pl
 
 from .schemas import (
     CONSOLIDATION,
+    DOWNSTREAM,
     DRIFT_COLUMNS,
     EXISTING_CONSOLIDATION,
     EXISTING_LINE,
@@ -46,16 +47,17 @@ class ChangeSet:
     consolidation: pl.DataFrame  # schemas.CONSOLIDATION: NF rows to upsert
     orphans: pl.DataFrame  # key + status_nf: in the database, no longer in Odoo (full runs)
     rejected: pl.DataFrame  # schemas.REJECTED
+    # For the modules that follow (deliveries, freight): schemas.DOWNSTREAM, one row per
+    # (NF, kind) — nfs_inserted, nfs_changed, nfs_to_reprocess (new + reactivated NFs) —
+    # with the NF's customer (the CNPJs touched are those of inserted and changed NFs).
+    downstream: pl.DataFrame = field(default_factory=lambda: empty(DOWNSTREAM))
     apply_drift: bool = False
-    # For the modules that follow (deliveries, freight): nfs_inserted, nfs_changed,
-    # nfs_to_reprocess (new + reactivated NFs), cnpjs_touched.
-    downstream: dict[str, list[str]] = field(default_factory=dict)
 
     def parts(self) -> dict[str, pl.DataFrame]:
         return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), pl.DataFrame)}
 
     def counts(self) -> dict[str, int]:
-        return {name: frame.height for name, frame in self.parts().items()}
+        return {name: frame.height for name, frame in self.parts().items() if name != "downstream"}
 
     def nfs(self) -> pl.Series:
         """Every NF some written part touches (the quarantine bisects over these)."""
@@ -217,17 +219,25 @@ def compute_changeset(
 
 def _downstream(
     values: pl.DataFrame, existing: pl.DataFrame, inserts: pl.DataFrame, changed: pl.DataFrame, reactivated: pl.DataFrame
-) -> dict[str, list[str]]:
-    def listed(frame: pl.DataFrame, column: str = "numero_nf") -> list[str]:
-        return frame.get_column(column).drop_nulls().unique().sort().to_list()
-
+) -> pl.DataFrame:
+    """schemas.DOWNSTREAM: one row per (NF, kind, customer CNPJ of its lines in Odoo)."""
     inserted = inserts.select("numero_nf").unique()
     new_nfs = inserted.join(existing.select("numero_nf"), on="numero_nf", how="anti")
-    touched = pl.concat([inserted, changed.select("numero_nf")]).unique()
-    cnpjs = values.join(touched, on="numero_nf", how="semi").filter(pl.col("cnpj_cliente") != "")
-    return {
-        "nfs_inserted": listed(inserted),
-        "nfs_changed": listed(changed),
-        "nfs_to_reprocess": listed(pl.concat([new_nfs, reactivated.select("numero_nf")])),
-        "cnpjs_touched": listed(cnpjs, "cnpj_cliente"),
-    }
+    cnpj = values.select("numero_nf", "cnpj_cliente").unique()  # an NF's lines may name several customers
+    kinds = [
+        inserted.with_columns(pl.lit("nfs_inserted").alias("kind")),
+        changed.select("numero_nf").unique().with_columns(pl.lit("nfs_changed").alias("kind")),
+        pl.concat([new_nfs, reactivated.select("numero_nf")]).unique().with_columns(pl.lit("nfs_to_reprocess").alias("kind")),
+    ]
+    out = pl.concat(kinds).drop_nulls("numero_nf").join(cnpj, on="numero_nf", how="left")
+    return out.select(DOWNSTREAM.names()).cast(dict(DOWNSTREAM)).sort("kind", "numero_nf", "cnpj_cliente")  # type: ignore[arg-type]
+
+
+def downstream_lists(downstream: pl.DataFrame) -> dict[str, list[str]]:
+    """The downstream part as sorted lists per kind, and the customers touched (inserted or
+    changed NFs): for people and tests looking at one small run, never for a run's data path."""
+    out = {kind: downstream.filter(pl.col("kind") == kind).get_column("numero_nf").unique().sort().to_list()
+           for kind in ("nfs_inserted", "nfs_changed", "nfs_to_reprocess")}  # fmt: skip
+    touched = downstream.filter(pl.col("kind").is_in(["nfs_inserted", "nfs_changed"]) & (pl.col("cnpj_cliente") != ""))
+    out["cnpjs_touched"] = touched.get_column("cnpj_cliente").drop_nulls().unique().sort().to_list()
+    return out

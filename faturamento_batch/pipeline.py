@@ -1,44 +1,44 @@
-"""One sync run: lock → cursor → extract → transform → read state → diff → stock → write → artifacts.
+"""One run, read top to bottom (DESIGN §2, §7, §8): the same path for every mode.
 
-The pipeline only wires the stages; each stage returns frames or a small
-summary, and this module assembles the manifest from them. `run_stock` is the
-stock stage alone (the `stock` command), with the same lock, artifacts,
-manifest and run record.
+    connect → lock (cursor, grants, features)
+    → import stage: extract → transform → diff, chunk by chunk, every part spilled
+      (an incremental run, and `--chunk-size 0`, is a full run's single chunk)
+    → stock stage: plan (§9)          (`stock`: this stage alone, no import)
+    → write_run: COPY + staged writes, cascade, consolidation, stock writes, events
+    → run record + cursor → commit    (all in one transaction; retried on lock
+                                       timeouts and deadlocks: `write_retries`)
+    → manifest, assembled once from the stages' summaries
+
+`Run` owns what a run accumulates; each stage hands back a small summary and
+`Run.manifest()` turns them into `manifest.json` at the end, failed runs included.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import resource
 import secrets
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-
-from . import artifacts, quarantine, stock_stage
+from . import artifacts
 from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
+from .db.full_state import read_full_state
 from .db.lock import lock_and_read_cursor
 from .db.privileges import GrantCheck
-from .db.read_stock import CatchUp
-from .db.quarantine import open_frame
-from .db.read import read_existing, read_existing_on
 from .db.write import RunRecord, Writer
-from .diff import ChangeSet, compute_changeset
-from .errors import (
-    ConfigError,
-    DatabaseError,
-    FaturamentoError,
-    RejectRatioExceeded,
-)
-from .odoo.source import RawBatch, Source
+from .errors import ConfigError, DatabaseError, FaturamentoError
+from .odoo.chunks import ChunkedExtraction, one_chunk
+from .odoo.source import Source
 from .settings import Settings
-from .stock_stage import StockStage
+from .stages.import_stage import Imported, run_import
+from .stages.stock_stage import StockStage, plan_for_nfs, plan_for_sync
+from .stages.write_run import WriteSummary, write_run
 from .write_retries import with_write_retries
-from .transform import POLICY_REASONS, transform
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RunResult:
     run_id: str
     run_dir: Path
     manifest: dict
-    changeset: ChangeSet | None = None
+    changeset: None = None  # the ChangeSet is in the run's Parquet parts (`artifacts.read_part`)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -69,7 +69,7 @@ def make_source(settings: Settings) -> Source:
     if settings.source is not None:
         from .odoo.dataset import DatasetSource
 
-        return DatasetSource(settings.source, settings.rules)
+        return DatasetSource(settings.source)
     if settings.odoo_url:
         from .odoo.extract import OdooSource
 
@@ -77,16 +77,236 @@ def make_source(settings: Settings) -> Source:
     raise ConfigError("no Odoo to read from: pass `--source DATASET` or set `ODOO_URL` (and `ODOO_DB`, `ODOO_USER`, ...)")
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-        self._t0 = time.perf_counter()
+def extraction_of(source: Source, chunk_lines: int) -> ChunkedExtraction:
+    """The source's chunked extraction; a source that cannot chunk gives one chunk."""
+    if hasattr(source, "extract_chunks"):
+        return source.extract_chunks(chunk_lines)  # type: ignore[attr-defined]
+    return one_chunk(source.extract(None))
 
-    def phase(self, name: str, started: float) -> None:
-        self.timings[name] = round(time.perf_counter() - started, 4)
 
-    def total(self) -> float:
-        return round(time.perf_counter() - self._t0, 4)
+@dataclass
+class Run:
+    """What one run accumulates, from its lock to its manifest."""
+
+    settings: Settings
+    mode: str  # "sync" until the lock tells full from incremental; "stock"
+    id: str = field(default_factory=new_run_id)
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(tzinfo=None))
+    timings: dict[str, float] = field(default_factory=dict)
+    source: str | None = None
+    now: datetime | None = None  # the database's clock at the lock: every audit column
+    cursor: datetime | None = None  # the stored cursor
+    since: datetime | None = None
+    features: object | None = None  # db.features.Features, when the lock reads them
+    imported: Imported | None = None
+    stock: StockStage | None = None
+    written: WriteSummary | None = None
+    parts: dict[str, str] = field(default_factory=dict)  # artifact part → file name
+    status: str = "running"
+    attempts: int = 0
+    retries: list[dict] = field(default_factory=list)
+    error: BaseException | None = None
+    writer_statements: int = 0
+    _t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def dir(self) -> Path:
+        return self.settings.artifacts_dir / self.id
+
+    @property
+    def stock_module(self) -> bool:
+        """The database has the stock module's tables (the cascade also closes inconsistencies)."""
+        return self.settings.stock and bool(getattr(self.features, "inconsistencia_faturamento", True))
+
+    def timed(self, phase: str, started: float) -> None:
+        self.timings[phase] = round(self.timings.get(phase, 0.0) + time.perf_counter() - started, 4)
+
+    def reads(self) -> int:
+        """SQL statements the read stages sent on their own connections or cursors."""
+        return (self.imported.summary.statements if self.imported else 0) + (self.stock.statements if self.stock else 0)
+
+    def counts(self) -> dict:
+        return dict(self.imported.summary.counts) if self.imported else {}
+
+    def cursor_to(self) -> datetime | None:
+        new = self.imported.summary.max_write_date if self.imported else None
+        return new or self.cursor
+
+    def record(self) -> RunRecord:
+        """The `sync_runs` row: the ChangeSet's counts, and the stock stage's under `stock`."""
+        counts = self.counts()
+        if self.stock is not None:
+            section = self.stock.manifest()
+            counts["stock"] = {k: v for k, v in section.items() if isinstance(v, (int, dict)) and k != "seconds"}
+        return RunRecord(
+            run_id=self.id, job=self.settings.job, mode=self.mode, started_at=self.now,  # type: ignore[arg-type]
+            cursor_from=self.since if self.mode != "stock" else None,
+            cursor_to=self.cursor_to() if self.mode != "stock" else None,
+            counts=counts, timings=dict(self.timings), artifacts_dir=str(self.dir),
+        )  # fmt: skip
+
+    def manifest(self) -> dict:
+        """`manifest.json`, assembled once from what the stages reported."""
+        s = self.settings
+        mode = None if self.mode == "sync" else self.mode  # "sync": the run stopped before its lock said which
+        m: dict = {"run_id": self.id, "job": s.job, "status": self.status, "mode": mode, "dry_run": s.dry_run,
+                   "started_at": self.started_at}  # fmt: skip
+        if self.mode == "stock":
+            m["nfs"] = list(s.stock_nfs)
+        else:
+            m.update(apply_drift=s.apply_drift, source=self.source)
+            m["cursor"] = {"stored": self.cursor, "since": self.since}
+        if self.imported is not None:
+            i = self.imported.summary
+            m.update(odoo=i.odoo, counts=self.counts(), reject_ratio=i.reject_ratio, downstream=dict(i.downstream),
+                     chunks={"chunk_size": s.chunk_size, "chunks": i.chunks, "state_buckets": i.buckets})  # fmt: skip
+            m["cursor"]["new"] = self.cursor_to()
+        rows = (self.imported.summary.rows_to_write if self.imported else 0) + (self.stock.rows_to_write if self.stock else 0)
+        if self.imported is not None or self.stock is not None:
+            m["rows_to_write"] = rows
+        if self.stock is not None:
+            m["stock"] = self.stock.manifest()
+        if self.parts:
+            m["artifacts"] = dict(self.parts)
+        if self.attempts:
+            m["write_attempts"] = self.attempts
+        if self.retries:
+            m["write_retries"] = list(self.retries)
+        if self.written is not None:
+            written = {**self.written.rows, **(self.written.stock.written if self.written.stock else {})}
+            m["rolled_back" if self.status == "failed" else "written"] = written
+        if self.error is not None:
+            exc = self.error
+            prefix = "" if isinstance(exc, FaturamentoError) else "internal error: "
+            m["error"] = s.scrub(f"{prefix}{exc}")
+            m["error_type"] = type(exc).__name__
+            m["exit_code"] = exc.exit_code if isinstance(exc, FaturamentoError) else 1
+            if getattr(exc, "sqlstate", None):
+                m["sqlstate"] = exc.sqlstate  # type: ignore[attr-defined]
+        if self.features is not None and hasattr(self.features, "as_dict"):
+            m["features"] = self.features.as_dict()  # type: ignore[attr-defined]
+        reads = self.reads()
+        m["sql_statements"] = {"writer": self.writer_statements, "reads": reads, "total": self.writer_statements + reads}
+        m["timings"] = {**self.timings, "total": round(time.perf_counter() - self._t0, 4)}
+        m["peak_memory_mb"] = peak_memory_mb()
+        m["finished_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
+        return m
+
+
+def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
+    """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then.
+
+    The raised exception carries the failed run's manifest as `exc.manifest`.
+    """
+    return _execute(Run(settings, mode="sync"), source)
+
+
+def run_stock(settings: Settings) -> RunResult:
+    """The stock stage alone (`stock`): the pending NFs, or `settings.stock_nfs`; no Odoo.
+
+    The same path as `sync` without the import stage: same lock, artifacts, manifest,
+    and a `sync_runs` row of mode `stock`; the cursor is left as it is.
+    """
+    return _execute(Run(settings, mode="stock"), None)
+
+
+def _execute(run: Run, source: Source | None) -> RunResult:
+    settings = run.settings
+    writer = None
+    manifest: dict = {}
+    try:
+        t = time.perf_counter()
+        if run.mode != "stock":
+            source = source or make_source(settings)
+            run.source = settings.scrub(source.description)
+        # One resolved setting for both drivers, with the job's name and its statement and lock bounds.
+        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
+        writer = Writer(adbc_connect(url))
+        writer.role = url.get("user") or ""
+        run.timed("connect", t)
+
+        t = time.perf_counter()
+        start = _lock(writer, settings, url)
+        run.now, run.cursor, run.features = start.now, start.cursor, getattr(start, "features", None)
+        run.timed("lock", t)
+        extraction = None
+        if run.mode != "stock":
+            full = settings.full or (start.cursor is None and settings.since is None)
+            run.mode = "full" if full else "incremental"
+            run.since = None if full else (settings.since or start.cursor - settings.overlap)
+            log.info("run %s: %s sync from %s", run.id, run.mode, run.source)
+            extraction = _extraction(run, source)  # type: ignore[arg-type]
+        else:
+            log.info("run %s: stock stage for %s", run.id, ", ".join(settings.stock_nfs) or "the pending NFs")
+        with_write_retries(settings, run, writer, lambda: _attempt(run, writer, url, extraction))
+    except Exception as exc:  # a bug fails the run the same way: rolled back, recorded
+        if writer is not None:
+            writer.rollback()
+        run.status, run.error = "failed", exc
+        raise
+    finally:
+        if writer is not None:
+            run.writer_statements = writer.statements
+            writer.close()  # releases the lock
+        manifest = run.manifest()
+        try:
+            artifacts.write_manifest(run.dir, manifest)
+        except OSError as exc:
+            log.error("could not write the run manifest to %s: %s", run.dir, exc)
+        if run.error is not None:
+            run.error.manifest = manifest  # type: ignore[attr-defined]  # the CLI's metrics of failed runs
+    return RunResult(run.id, run.dir, manifest, None, run.timings)
+
+
+def _extraction(run: Run, source: Source):
+    """A factory of the run's chunks: a full run reads them from Odoo on every attempt (they
+    stream into the write transaction); a single chunk is read once and handed again."""
+    settings = run.settings
+    if run.mode == "full" and settings.chunk_size > 0:
+        return lambda: extraction_of(source, settings.chunk_size)
+    t = time.perf_counter()
+    log.info("extract: reading Odoo")
+    batch = source.extract(run.since)
+    run.timed("extract", t)
+    return lambda: one_chunk(batch)
+
+
+def _attempt(run: Run, writer: Writer, url, extraction) -> None:
+    """One write attempt: the stages, then every write, the run record and the commit."""
+    settings = run.settings
+    run.written, run.imported, run.stock = None, None, None
+    with tempfile.TemporaryDirectory(prefix="faturamento-run-") as workdir:
+        if extraction is not None:
+            full = run.mode == "full"
+            state = (lambda: read_full_state(url, settings.chunk_size, Path(workdir) / "state")) if full else None
+            run.imported = run_import(extraction(), state, writer.cur, full=full, apply_drift=settings.apply_drift,
+                                      run_dir=run.dir, workdir=Path(workdir))  # fmt: skip
+            run.parts.update({p: s.file.name for p, s in run.imported.parts.items()})
+            for phase, seconds in run.imported.summary.timings.items():
+                run.timings[phase] = round(run.timings.get(phase, 0.0) + seconds, 4)
+            run.imported.check_rejects(settings.max_reject_ratio)
+        if settings.stock:
+            t = time.perf_counter()
+            if run.imported is not None:
+                cs, existing = run.imported.stock_inputs()
+                run.stock = plan_for_sync(url, cs, existing, full=run.mode == "full")
+                del cs, existing
+            else:
+                run.stock = plan_for_nfs(url, list(settings.stock_nfs))
+            run.parts.update(artifacts.write_parts(run.dir, run.stock.parts()))
+            run.timed("stock", t)
+        if settings.dry_run:
+            writer.rollback()
+            run.status = "dry_run"
+            return
+        t = time.perf_counter()
+        run.written = write_run(writer, run)  # type: ignore[arg-type]
+        if run.written.cascade is not None:
+            run.parts.update(artifacts.write_parts(run.dir, {"cascade": run.written.cascade}))
+        writer.finish(run.record())
+        writer.commit()
+        run.status = "success"
+        run.timed("write", t)
 
 
 def _lock(writer: Writer, settings: Settings, url):
@@ -96,312 +316,10 @@ def _lock(writer: Writer, settings: Settings, url):
     try:
         return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
     except DatabaseError as exc:
-        # The job's own tables; `sync_quarantine` is new in a database set up before DESIGN §12.
-        missing = next((t for t in ("sync_state", "sync_quarantine") if f'"{t}" does not exist' in str(exc)), None)
-        if missing is None:
+        if "sync_state" not in str(exc) or "does not exist" not in str(exc):
             raise
         writer.rollback()
     if settings.database_url:
-        raise ConfigError(f"the database has no `{missing}` table: run `faturamento-batch init-db` first")
+        raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
     init_db(url)  # the embedded database is ours to set up
     return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)
-
-
-def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start, since, url: str, run_dir: Path,
-                      manifest: dict, clock: _Clock):
-    """A full run by chunks (`full_run`), then the stock stage once over the NFs it touched,
-    committed with its run record. Returns the read summaries (for the statement count)."""
-    import tempfile
-
-    from .full_run import run_full
-
-    reads: list = []
-    with tempfile.TemporaryDirectory(prefix="faturamento-full-") as workdir:
-        t = time.perf_counter()
-        outcome = run_full(settings, source, writer, start.now, url, run_dir, Path(workdir))
-        reads.append(outcome)
-        clock.phase("chunked", t)
-        clock.timings.update(outcome.timings)
-        manifest.update(
-            counts=outcome.counts, rows_to_write=outcome.rows_to_write, reject_ratio=outcome.reject_ratio,
-            downstream=outcome.downstream, odoo=outcome.odoo, artifacts=outcome.artifacts,
-            chunks={"chunk_size": settings.chunk_size, "chunks": outcome.chunks, "state_buckets": outcome.buckets},
-            cursor={**manifest["cursor"], "new": outcome.max_write_date or start.cursor},
-        )  # fmt: skip
-        stock = None
-        if settings.stock:
-            t = time.perf_counter()
-            cs, existing = outcome.stock_inputs()
-            stock = stock_stage.plan_for_sync(url, cs, existing, full=True,
-                                              catch_up=CatchUp.of(settings.rules, settings.job, start.now),
-                                              features=start.features, pallet_codes=settings.rules.pallet_codes)
-            del cs, existing
-            reads.append(stock)
-            clock.phase("stock", t)
-            _report_stock(manifest, run_dir, stock)
-    if settings.dry_run:
-        writer.rollback()
-        manifest["status"] = "dry_run"
-        return reads
-    t = time.perf_counter()
-    _finish_run(writer, settings, manifest, run_dir, clock, start.now, outcome.written, outcome.cascade, stock,
-                outcome.counts, since, manifest["cursor"]["new"])  # fmt: skip
-    clock.phase("write", t)
-    return reads
-
-
-def _finish_run(writer: Writer, settings: Settings, manifest: dict, run_dir: Path, clock: _Clock, now,
-                written: dict, cascade, stock: StockStage | None, counts: dict, cursor_from, cursor_to) -> None:
-    """The run's last writes and its commit: the stock stage's writes (last, so the logistics
-    application's rows stay locked only until the commit), the run record and cursor."""
-    manifest["written"] = dict(written)
-    if cascade is not None:
-        manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": cascade}))
-    if stock is not None:
-        manifest["written"].update((stock.written or stock.write(writer, now)).written)
-        manifest["stock"] = stock.manifest()
-    record = RunRecord(
-        run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=now,
-        cursor_from=cursor_from, cursor_to=cursor_to, counts=_record_counts(counts, stock),
-        timings=dict(clock.timings), artifacts_dir=str(run_dir),
-    )  # fmt: skip
-    writer.finish(record)
-    writer.commit()
-    manifest["status"] = "success"
-
-
-def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
-    """Run one sync. Raises a `FaturamentoError` when the run fails; nothing is written then.
-
-    The raised exception carries the failed run's manifest as `exc.manifest`.
-    """
-    run_id = new_run_id()
-    run_dir = settings.artifacts_dir / run_id
-    clock = _Clock()
-    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    manifest: dict = {
-        "run_id": run_id,
-        "job": settings.job,
-        "status": "running",
-        "dry_run": settings.dry_run,
-        "apply_drift": settings.apply_drift,
-        "started_at": started_at,
-        "rules": settings.rules.as_dict(),  # the effective business rules (DESIGN §10)
-    }
-    writer = None
-    reads: list = []  # the read stages' summaries, for the statement count
-    try:
-        t = time.perf_counter()
-        source = source or make_source(settings)
-        manifest["source"] = settings.scrub(source.description)
-        # One resolved setting for both drivers, with the job's name and its statement and lock bounds.
-        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout,
-                                  settings.rules.time_zone)
-        writer = Writer(adbc_connect(url))
-        writer.role = url.get("user") or ""
-        clock.phase("connect", t)
-
-        t = time.perf_counter()
-        start = _lock(writer, settings, url)
-        manifest["features"] = start.features.as_dict()
-        clock.phase("lock", t)
-        full = settings.full or (start.cursor is None and settings.since is None)
-        since = None if full else (settings.since or start.cursor - settings.overlap)
-        manifest.update(mode="full" if full else "incremental", cursor={"stored": start.cursor, "since": since})
-        log.info("run %s: %s sync from %s", run_id, manifest["mode"], manifest["source"])
-        if full and settings.chunk_size > 0:
-            # The chunks stream from Odoo into the one write transaction, so a retry reads Odoo again.
-            reads.extend(with_write_retries(
-                settings, manifest, writer,
-                lambda: _run_full_chunked(settings, source, writer, start, since, url, run_dir, manifest, clock),
-            ))  # fmt: skip
-            return RunResult(run_id, run_dir, manifest, None, clock.timings)
-
-        t = time.perf_counter()
-        log.info("extract: reading Odoo")
-        batch: RawBatch = source.extract(since)
-        open_nfs = open_frame(start.quarantine)
-        batch = quarantine.with_due_moves(source, batch, open_nfs, manifest)
-        clock.phase("extract", t)
-        manifest["odoo"] = batch.stats.as_dict()
-        log.info("extracted %d lines in %.2fs", batch.frames["account.move.line"].height, clock.timings["extract"])
-
-        t = time.perf_counter()
-        result = transform(batch.frames)
-        clock.phase("transform", t)
-        lines = result.lines
-        # Policy rejections (`no_origin`, DESIGN §10) are outside the ratio: numerator and denominator.
-        rejected_ratio = result.ratio_rejected / max(result.in_domain - result.policy_rejected, 1)
-
-        def read_diff_write() -> ChangeSet:
-            """The post-extract part, one write transaction: read state → diff → write → commit."""
-            t = time.perf_counter()
-            nfs = lines.get_column("numero_nf").unique().to_list()
-            codes = lines.get_column("cod_produto").unique().to_list()
-            # Incremental batches are small: read on the open connection, not three new ones.
-            state = read_existing(url, nfs, codes, full=True) if full else read_existing_on(writer.cur, nfs, codes)
-            reads.append(state)
-            clock.phase("read_state", t)
-
-            t = time.perf_counter()
-            cs = compute_changeset(
-                lines, state.lines, state.products, state.consolidation,
-                full=full, apply_drift=settings.apply_drift, rejected=result.rejected,
-            )  # fmt: skip
-            clock.phase("diff", t)
-            counts = {
-                **cs.counts(),
-                "odoo_lines": result.in_domain,
-                "lines": lines.height,
-                "merged_lines": result.merged,
-                "policy_rejected": result.policy_rejected,
-                "existing_lines_read": state.lines.height,
-            }
-            manifest.update(
-                counts=counts,
-                rows_to_write=cs.writes,
-                reject_ratio=round(rejected_ratio, 6),
-                downstream=cs.downstream,
-                cursor={**manifest["cursor"], "new": batch.max_write_date or start.cursor},
-            )
-            t = time.perf_counter()
-            manifest["artifacts"] = artifacts.write_parts(run_dir, cs.parts())
-            clock.phase("artifacts", t)
-
-            if rejected_ratio > settings.max_reject_ratio:
-                counted = cs.rejected.filter(~cs.rejected.get_column("reason").is_in(list(POLICY_REASONS)))
-                top = counted.group_by("reason").len().sort("len", descending=True).head(3)
-                raise RejectRatioExceeded(
-                    result.ratio_rejected, result.in_domain - result.policy_rejected, settings.max_reject_ratio,
-                    list(zip(top["reason"].to_list(), top["len"].to_list())),
-                )  # fmt: skip
-
-            stock = None
-            if settings.stock:
-                t = time.perf_counter()
-                stock = stock_stage.plan_for_sync(url, cs, state.lines, full=full,
-                                                  catch_up=CatchUp.of(settings.rules, settings.job, start.now),
-                                              features=start.features, pallet_codes=settings.rules.pallet_codes)
-                reads.append(stock)
-                clock.phase("stock", t)
-                _report_stock(manifest, run_dir, stock)
-
-            t = time.perf_counter()
-            if settings.dry_run:
-                writer.rollback()
-                manifest["status"] = "dry_run"
-            else:
-                done = quarantine.write_sync(writer, cs, stock, start.now, with_stock=settings.stock, job=settings.job,
-                                             run_id=run_id, open_nfs=open_nfs, lines=lines, scrub=settings.scrub)  # fmt: skip
-                summary, stock = done.summary, done.stock
-                quarantine.report(manifest, run_dir, done, open_nfs, start.now)
-                _finish_run(writer, settings, manifest, run_dir, clock, start.now, summary.rows, summary.cascade,
-                            stock, counts, since, manifest["cursor"]["new"])  # fmt: skip
-            clock.phase("write", t)
-            return cs
-
-        cs = with_write_retries(settings, manifest, writer, read_diff_write)
-        return RunResult(run_id, run_dir, manifest, cs, clock.timings)
-    except Exception as exc:  # a bug fails the run the same way: rolled back, recorded
-        _fail(writer, manifest, settings, exc)
-        raise
-    finally:
-        _close(writer, manifest, reads, clock, run_dir)
-
-
-def _report_stock(manifest: dict, run_dir: Path, stock: StockStage) -> None:
-    manifest["stock"] = stock.manifest()
-    manifest["rows_to_write"] = manifest.get("rows_to_write", 0) + stock.rows_to_write
-    manifest.setdefault("artifacts", {}).update(artifacts.write_parts(run_dir, stock.parts()))
-
-
-def _record_counts(counts: dict, stock: StockStage | None) -> dict:
-    """The counts `sync_runs` keeps: the ChangeSet's, and the stock stage's under `stock`."""
-    if stock is None:
-        return counts
-    section = stock.manifest()
-    return {**counts, "stock": {k: v for k, v in section.items() if isinstance(v, (int, dict)) and k != "seconds"}}
-
-
-def _fail(writer: Writer | None, manifest: dict, settings: Settings, exc: Exception) -> None:
-    if writer is not None:
-        writer.rollback()
-    manifest["status"] = "failed"
-    if "written" in manifest:  # what the statements did before the failure; all of it rolled back
-        manifest["rolled_back"] = manifest.pop("written")
-    prefix = "" if isinstance(exc, FaturamentoError) else "internal error: "
-    manifest["error"] = settings.scrub(f"{prefix}{exc}")
-    manifest["error_type"] = type(exc).__name__
-    manifest["exit_code"] = exc.exit_code if isinstance(exc, FaturamentoError) else 1
-    if getattr(exc, "sqlstate", None):
-        manifest["sqlstate"] = exc.sqlstate
-    # The CLI writes the metrics of failed runs too; `_close` completes this dict.
-    with contextlib.suppress(AttributeError):
-        exc.manifest = manifest  # type: ignore[attr-defined]
-
-
-def _close(writer: Writer | None, manifest: dict, reads: list, clock: _Clock, run_dir: Path) -> None:
-    """Count the statements, close the connection (releasing the lock), write the manifest."""
-    if writer is not None:
-        manifest["sql_statements"] = {
-            "writer": writer.statements,
-            "reads": sum(r.statements for r in reads),
-        }
-        manifest["sql_statements"]["total"] = sum(manifest["sql_statements"].values())
-        writer.close()
-    manifest["timings"] = {**clock.timings, "total": clock.total()}
-    manifest["peak_memory_mb"] = peak_memory_mb()
-    manifest["finished_at"] = datetime.now(timezone.utc).replace(tzinfo=None)
-    try:
-        artifacts.write_manifest(run_dir, manifest)
-    except OSError as exc:
-        log.error("could not write the run manifest to %s: %s", run_dir, exc)
-
-
-def run_stock(settings: Settings) -> RunResult:
-    """The stock stage alone (`stock`): the pending NFs, or `settings.stock_nfs`; no Odoo.
-
-    Same lock as `sync` (the job's), same artifacts and manifest, a `sync_runs`
-    row of mode `stock`; the cursor is left as it is. Raises a `FaturamentoError`
-    when the run fails; nothing is written then.
-    """
-    run_id = new_run_id()
-    run_dir = settings.artifacts_dir / run_id
-    clock = _Clock()
-    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    manifest: dict = {"run_id": run_id, "job": settings.job, "status": "running", "mode": "stock",
-                      "dry_run": settings.dry_run, "started_at": started_at, "nfs": list(settings.stock_nfs),
-                      "rules": settings.rules.as_dict()}  # fmt: skip
-    writer = None
-    reads: list = []
-    try:
-        t = time.perf_counter()
-        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout,
-                                  settings.rules.time_zone)
-        writer = Writer(adbc_connect(url))
-        writer.role = url.get("user") or ""
-        clock.phase("connect", t)
-        t = time.perf_counter()
-        start = _lock(writer, settings, url)
-        manifest["features"] = start.features.as_dict()
-        clock.phase("lock", t)
-        log.info("run %s: stock stage for %s", run_id, ", ".join(settings.stock_nfs) or "the pending NFs")
-        t = time.perf_counter()
-        stock = stock_stage.plan_for_nfs(url, list(settings.stock_nfs), CatchUp.of(settings.rules, settings.job, start.now),
-                                         features=start.features, pallet_codes=settings.rules.pallet_codes)
-        reads.append(stock)
-        clock.phase("stock", t)
-        _report_stock(manifest, run_dir, stock)
-        t = time.perf_counter()
-        if settings.dry_run:
-            writer.rollback()
-            manifest["status"] = "dry_run"
-        else:
-            _finish_run(writer, settings, manifest, run_dir, clock, start.now, {}, None, stock, {}, None, None)
-        clock.phase("write", t)
-        return RunResult(run_id, run_dir, manifest, None, clock.timings)
-    except Exception as exc:
-        _fail(writer, manifest, settings, exc)
-        raise
-    finally:
-        _close(writer, manifest, reads, clock, run_dir)

@@ -93,6 +93,9 @@ STATUS_CHANGE = pl.Schema(
     {"numero_nf": pl.String, "cod_produto": pl.String, "status_from": pl.String, "status_nf": pl.String}
 )
 NF_LIST = pl.Schema({"numero_nf": pl.String})
+# The NFs a run touched, for the modules downstream (run artifact `downstream`, DESIGN §8):
+# one row per (NF, kind, customer CNPJ of its lines).
+DOWNSTREAM = pl.Schema({"numero_nf": pl.String, "kind": pl.String, "cnpj_cliente": pl.String})
 
 
 def empty(schema: pl.Schema) -> pl.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from .db.write import Writer
 from .errors import RETRYABLE_SQLSTATES, TRANSIENT_SQLSTATES, DatabaseTransientError
@@ -22,28 +22,29 @@ T = TypeVar("T")
 WRITE_RETRY_BACKOFF = 0.5  # seconds before the first retry; doubled each time, with jitter
 
 
-def with_write_retries(settings: Settings, manifest: dict, writer: Writer, attempt: Callable[[], T]) -> T:
+def with_write_retries(settings: Settings, run: Any, writer: Writer, attempt: Callable[[], T]) -> T:
     """`attempt()` (read state → diff → write → commit), again after a lock timeout, deadlock or
     serialization failure, up to `settings.write_retries` times. Odoo is not read again, except
-    by a chunked full run, whose chunks stream from Odoo into the write transaction.
+    by a chunked full run, whose chunks are not kept (memory bounded by the chunk size).
 
     Each retry starts from a rolled-back transaction (the job's session lock stays held)
     and re-reads the state, so the diff sees what the logistics application committed
-    meanwhile. Records `write_attempts` (and each retry's reason) in the manifest;
+    meanwhile. Records the attempts and each retry's reason on `run` (`pipeline.Run`:
+    `attempts`, `retries`, `written`; the manifest shows them);
     raises the last `DatabaseTransientError` (exit 75) when every attempt failed.
     """
     attempts = settings.write_retries + 1
     for n in range(1, attempts + 1):
-        manifest["write_attempts"] = n
+        run.attempts = n
         try:
             return attempt()
         except DatabaseTransientError as exc:
             if exc.sqlstate not in RETRYABLE_SQLSTATES:
                 raise
             writer.rollback()
-            manifest.pop("written", None)  # rolled back: this attempt wrote nothing
+            run.written = None  # rolled back: this attempt wrote nothing
             reason = {"attempt": n, "sqlstate": exc.sqlstate, "reason": TRANSIENT_SQLSTATES[exc.sqlstate]}
-            manifest.setdefault("write_retries", []).append(reason)
+            run.retries.append(reason)
             if n == attempts:
                 raise DatabaseTransientError(
                     f"{exc} — gave up after {n} write attempts ({reason['reason']} each time; "

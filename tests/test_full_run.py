@@ -75,11 +75,12 @@ def test_chunked_and_one_piece_full_runs_give_the_same_database(db_url, second_d
     chunked = _run(db_url, tmp_path / "a", ds, chunk_size=150)
     one_piece = _run(second_db, tmp_path / "b", ds, chunk_size=0)
     assert chunked.manifest["chunks"]["chunks"] > 5  # really cut
-    assert "chunks" not in one_piece.manifest
+    assert one_piece.manifest["chunks"]["chunks"] == 1  # --chunk-size 0: the same path, one chunk
     _same_database(db_url, second_db)
     for key in ("inserts", "consolidation", "new_products", "rejected", "status_changes", "cancellations"):
         assert chunked.manifest["counts"][key] == one_piece.manifest["counts"][key], key
     assert chunked.manifest["downstream"] == one_piece.manifest["downstream"]
+    assert read_part(chunked.run_dir, "downstream").sort(pl.all()).equals(read_part(one_piece.run_dir, "downstream").sort(pl.all()))
     several = read_part(chunked.run_dir, "rejected").filter(pl.col("reason") == "nf_number_on_several_moves")
     assert several.height >= 2 and several.get_column("odoo_move_id").n_unique() == 2
     assert read_part(chunked.run_dir, "inserts").height == chunked.manifest["counts"]["inserts"]
@@ -131,6 +132,43 @@ def test_statement_count_does_not_grow_with_the_number_of_chunks(db_url, second_
     assert scalar(second_db, "SELECT count(*) FROM faturamento_produto") == 900
 
 
+def test_one_chunk_many_chunks_and_chunk_size_0_same_database_and_statements_with_the_stage_on(
+        db_url, second_db, pg_admin_url, template_url, tmp_path, monkeypatch):  # fmt: skip
+    """One run path: the same database (every table) and the same statements, stage on, whatever the
+    chunking; a first run writes its SEM_LOTE lines as SEM_LOTE (no insert-then-update)."""
+    from .conftest import clone_template, drop_database
+    from .test_stock_io import _budget_shipments
+
+    from faturamento_batch.db.write import Writer
+
+    sent: list[str] = []
+    execute = Writer.execute
+    monkeypatch.setattr(Writer, "execute", lambda self, sql, params=(): (sent.append(sql), execute(self, sql, params))[1])
+    third = clone_template(pg_admin_url)
+    try:
+        ds = build_dataset(tmp_path / "odoo", moves=300, cancelled={7})
+        runs = {}
+        for url, chunk_size in ((db_url, 100_000), (second_db, 9), (third, 0)):
+            _budget_shipments(url, 0, 0, 300)  # a lot for every odd order: NFs with and without a lot
+            runs[chunk_size] = _run(url, tmp_path / str(chunk_size), ds, chunk_size=chunk_size)
+        one, many, zero = runs[100_000].manifest, runs[9].manifest, runs[0].manifest
+        assert (one["chunks"]["chunks"], many["chunks"]["chunks"], zero["chunks"]["chunks"]) == (1, 100, 1)
+        _same_database(db_url, second_db)
+        _same_database(db_url, third)
+        assert one["sql_statements"] == many["sql_statements"] == zero["sql_statements"]
+        assert one["sql_statements"]["total"] <= 35
+        s = one["stock"]
+        assert s["nfs_with_lot"] == 149 and s["nfs_without_lot"] == 150  # the odd orders have a lot; NF 7 is cancelled
+        assert s["counts"]["status_changes"] == 150 and s["counts"]["items_linked"] == 149
+        assert one["written"]["faturamento_produto.status_lines"] == 150 * 3 == many["written"]["faturamento_produto.status_lines"]
+        assert scalar(db_url, "SELECT count(*) FROM faturamento_produto WHERE status_nf = 'SEM_LOTE'") == 150 * 3
+        # Written once: COPYed as SEM_LOTE, no UPDATE of faturamento_produto in any of the three runs.
+        assert sent and not [sql for sql in sent if "UPDATE faturamento_produto" in sql]
+        assert sum(s["left_alone"].values()) == 0
+    finally:
+        drop_database(pg_admin_url, third)
+
+
 def test_dry_run_chunked_writes_nothing(db_url, tmp_path):
     ds = build_dataset(tmp_path / "odoo", moves=30)
     before = snapshot(db_url)
@@ -172,3 +210,34 @@ def test_chunked_run_killed_midway_leaves_the_database_untouched(db_url, tmp_pat
     assert not (tmp_path / "runs").exists() or all(
         read_manifest(d).get("status") != "success" for d in (tmp_path / "runs").iterdir() if (d / "manifest.json").exists()
     )
+
+
+def test_write_run_replayed_without_an_nf_leaves_out_all_of_it(db_url, second_db, tmp_path, monkeypatch):
+    """`write_run(writer, run, exclude)` (what quarantine replays under a SAVEPOINT): every write of
+    the excluded NF is left out — lines, consolidation, stock movements, inconsistencies, links —
+    and everything else is written as in a healthy run."""
+    import faturamento_batch.pipeline as pipeline
+    from faturamento_batch.stages.write_run import write_run
+
+    from .test_stock_io import _budget_shipments
+
+    ds = build_dataset(tmp_path / "odoo", moves=40)
+    for url in (db_url, second_db):
+        _budget_shipments(url, 0, 0, 40)  # odd orders have a lot: NF 100003 gets one
+    healthy = _run(db_url, tmp_path / "a", ds, chunk_size=7)
+    left_out = pl.DataFrame({"numero_nf": ["100003", "100004"]})
+    monkeypatch.setattr(pipeline, "write_run", lambda writer, run, exclude=None: write_run(writer, run, left_out))
+    replayed = _run(second_db, tmp_path / "b", ds, chunk_size=7)
+    assert healthy.manifest["status"] == replayed.manifest["status"] == "success"
+    for table, column in (("faturamento_produto", "numero_nf"), ("relatorio_faturamento_importado", "numero_nf"),
+                          ("movimentacao_estoque", "numero_nf"), ("inconsistencia_faturamento", "numero_nf"),
+                          ("embarque_itens", "nota_fiscal"), ("separacao", "numero_nf"),
+                          ("faturamento_parcial_justificativa", "numero_nf")):  # fmt: skip
+        query = f"SELECT count(*) FROM {table} WHERE {column} IN ('100003', '100004')"  # our own constants
+        assert scalar(second_db, query) == 0, table
+        other = f"SELECT count(*) FROM {table} WHERE {column} NOT IN ('100003', '100004')"
+        assert scalar(second_db, other) == scalar(db_url, other), table
+    assert scalar(db_url, "SELECT count(*) FROM movimentacao_estoque WHERE numero_nf = '100003'") == 3
+    assert scalar(db_url, "SELECT count(*) FROM embarque_itens WHERE nota_fiscal = '100003'") == 1
+    assert scalar(db_url, "SELECT count(*) FROM inconsistencia_faturamento WHERE numero_nf = '100004'") == 1
+    assert replayed.manifest["sql_statements"] == healthy.manifest["sql_statements"]

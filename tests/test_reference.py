@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from faturamento_batch import schemas
-from faturamento_batch.diff import compute_changeset
+from faturamento_batch.diff import compute_changeset, downstream_lists
 from faturamento_batch.odoo.dataset import in_domain_lines, related_subset
 from faturamento_batch.odoo.frames import records_to_frame
 from faturamento_batch.transform import transform
@@ -310,8 +310,9 @@ def assert_changeset_agrees(line_frame, rejected_df, ref_lines, ref_rejected, st
     parts = got.parts()
     for name, columns in PART_COLUMNS.items():
         assert_same(parts[name].to_dicts(), want[name], columns, name)
+    listed = downstream_lists(got.downstream)
     for name, nfs in want["downstream"].items():
-        assert sorted(got.downstream.get(name, [])) == nfs, name
+        assert listed.get(name, []) == nfs, name
 
 
 # --------------------------------------------------------------------------- (a) properties

@@ -14,7 +14,7 @@ Each folder under data/fixtures/ with a `scenario.json` is one scenario:
                "counts": {"inserts": 2, ...},                     # manifest counts that must match
                "stock": {"nfs_with_lot": 1, "counts": {...}},     # manifest `stock` values that must match
                "written": {"inconsistencia_faturamento.cancel": 1},   # manifest `written` values
-               "downstream": {"nfs_to_reprocess": ["1001"]},     # manifest lists that must match
+               "downstream": {"nfs_to_reprocess": ["1001"]},     # `downstream` part lists that must match
                "rejected": [[line_id, "reason"], ...],           # the rejected part, exactly
                "tables": {"<table>": {"columns": [...], "rows": [[...], ...]}}}]}   # rows as text, any order
 
@@ -43,6 +43,7 @@ import polars as pl
 import pytest
 
 from faturamento_batch.artifacts import read_manifest, read_part
+from faturamento_batch.diff import downstream_lists
 from faturamento_batch.cli import main
 
 from .conftest import FIXTURES
@@ -118,8 +119,10 @@ def _check_run(run: dict, db_url: str, run_dir: Path) -> None:
         assert manifest["counts"][part] == expected, f"count of `{part}`"
     _check_subset(manifest.get("stock") or {}, run.get("stock", {}), "stock")
     _check_subset(manifest.get("written") or {}, run.get("written", {}), "written")
+    listed = downstream_lists(read_part(run_dir, "downstream")) if run.get("downstream") else {}
     for key, expected in run.get("downstream", {}).items():
-        assert manifest["downstream"][key] == sorted(expected), f"downstream `{key}`"
+        assert listed[key] == sorted(expected), f"downstream `{key}`"
+        assert manifest["downstream"][key] == len(expected), f"downstream count `{key}`"
     if "rejected" in run:
         got = read_part(run_dir, "rejected").select("odoo_line_id", "reason").sort("odoo_line_id").rows()
         assert [list(r) for r in got] == sorted(run["rejected"])

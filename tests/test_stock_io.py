@@ -156,7 +156,7 @@ def test_reads_only_the_run_s_nfs_and_orders(db_url, tmp_path, day1):
 
 
 def test_a_row_the_application_changed_after_the_read_is_left_alone_and_counted(db_url, tmp_path, day1, monkeypatch):
-    import faturamento_batch.stock_stage as stage
+    import faturamento_batch.stages.stock_stage as stage
 
     load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))
     real = stage.read_stock_state

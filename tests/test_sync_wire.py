@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from faturamento_batch.artifacts import read_manifest
+from faturamento_batch.artifacts import read_manifest, read_part
+from faturamento_batch.diff import downstream_lists
 from faturamento_batch.cli import main
 from faturamento_batch.replay import ReplayServer
 
@@ -116,7 +117,9 @@ def test_incremental_over_the_wire(db_url, second_db, tmp_path, monkeypatch):
     assert (c["inserts"], c["cancellations"], c["reactivations"], c["drift"], c["status_changes"]) == (6, 1, 1, 3, 6)
     # Only the window was read: moves 3, 5, 7, 31, 32 and the overlap's move 30 (18 lines), not all 96.
     assert c["odoo_lines"] == 18
-    assert second["downstream"]["nfs_to_reprocess"] == ["100003", "100031", "100032"]
+    assert second["downstream"]["nfs_to_reprocess"] == 3
+    reprocess = downstream_lists(read_part(runs / second["run_id"], "downstream"))["nfs_to_reprocess"]
+    assert reprocess == ["100003", "100031", "100032"]
     assert calls["account.move.line.search_read"] <= 4
     assert scalar(db_url, "SELECT count(*) FROM faturamento_produto WHERE status_nf = 'Cancelado'") == 3
     assert scalar(db_url, "SELECT cursor::text FROM sync_state") == "2026-01-06 08:00:00"

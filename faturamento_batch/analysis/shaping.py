@@ -199,9 +199,18 @@ def reactivated_nfs(run: Run) -> pl.DataFrame:
     return run.part("reactivations").select("numero_nf").join(consolidation, on="numero_nf", how="left").sort("numero_nf")
 
 
+def downstream_nfs(run: Run, kind: str) -> list[str]:
+    """The NFs of one downstream kind: the `downstream` part, or the manifest's list in runs written before it."""
+    if (run.path / "downstream.parquet").exists():
+        part = run.part("downstream").filter(pl.col("kind") == kind)
+        return part.get_column("numero_nf").unique().sort().to_list()
+    listed = (run.manifest.get("downstream") or {}).get(kind)
+    return sorted(listed) if isinstance(listed, list) else []
+
+
 def nfs_to_reprocess(run: Run) -> pl.DataFrame:
-    """numero_nf, why ("new NF" or "reactivated"): the manifest's list for the modules downstream."""
-    listed = (run.manifest.get("downstream") or {}).get("nfs_to_reprocess") or []
+    """numero_nf, why ("new NF" or "reactivated"): the run's `downstream` part, for the modules downstream."""
+    listed = downstream_nfs(run, "nfs_to_reprocess")
     reactivated = run.part("reactivations").get_column("numero_nf")
     return (
         pl.DataFrame({"numero_nf": listed}, schema={"numero_nf": pl.String})

@@ -216,8 +216,8 @@ def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
     if stock.get("left_alone"):
         # Rows the plan wanted but the logistics application had changed since the stage read them.
         print("  stock stage left alone: " + " · ".join(f"{t} {n:,}" for t, n in stock["left_alone"].items()))
-    for key, values in (manifest.get("downstream") or {}).items():
-        shown = ", ".join(values[:10]) + (f" … (+{len(values) - 10})" if len(values) > 10 else "")
+    for key, (count, first) in _downstream(run_dir, manifest).items():
+        shown = ", ".join(first) + (f" … (+{count - len(first)})" if count > len(first) else "")
         print(f"  {key}: {shown or '-'}")
     files = manifest.get("artifacts") or {}
     if files:
@@ -229,3 +229,18 @@ def show_run(settings: Settings, run: str | None, as_json: bool = False) -> int:
             print(f"    {name:20} {'-' if rows is None else format(rows, ','):>9} rows  {files[name]}")
     print(f"  notebook: set FATURAMENTO_RUN_DIR={run_dir} and open notebooks/sync_diff_analysis.ipynb")
     return 0
+
+
+def _downstream(run_dir: Path, manifest: dict) -> dict[str, tuple[int, list[str]]]:
+    """Per downstream kind: how many NFs, and the first ten — from the run's `downstream` part
+    (read lazily, ten per kind), or from the lists of manifests written before it."""
+    file = Path(run_dir) / "downstream.parquet"
+    if not file.exists():
+        old = {k: v for k, v in (manifest.get("downstream") or {}).items() if isinstance(v, list)}
+        return {k: (len(v), v[:10]) for k, v in old.items()}
+    kinds = (
+        pl.scan_parquet(file).group_by("kind")
+        .agg(pl.col("numero_nf").n_unique().alias("n"), pl.col("numero_nf").unique().sort().head(10).alias("first"))
+        .sort("kind").collect()
+    )  # fmt: skip
+    return {k: (n, first) for k, n, first in zip(kinds["kind"].to_list(), kinds["n"].to_list(), kinds["first"].to_list())}

@@ -24,7 +24,7 @@ from ..errors import DatabaseError
 from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
 from ..settings import redact
 from .connection import adbc_connect
-from .read import _columns, read_frame as _read
+from .read import _columns, read_existing_on, read_frame as _read
 
 HASH_SEED = 20260101
 
@@ -66,7 +66,8 @@ def read_full_state(url: str, budget: int, spill: Path) -> FullState:
                    pl.Schema({"lines": pl.Int64, "nfs": pl.Int64}))  # fmt: skip
     rows = {"lines": int(counts["lines"][0]), "consolidation": int(counts["nfs"][0])}
     products = _read(url, "SELECT cod_produto FROM cadastro_palletizacao", EXISTING_PRODUCT)
-    buckets = max(1, math.ceil(max(rows.values()) / max(budget, 1)))
+    # budget 0: no chunking (`--chunk-size 0`), the state is held whole.
+    buckets = max(1, math.ceil(max(rows.values()) / budget)) if budget > 0 else 1
     state = FullState(products, buckets, rows=rows, statements=2)
     if buckets == 1:
         state.lines = _read(url, f"SELECT {_columns(EXISTING_LINE)} FROM faturamento_produto", EXISTING_LINE)
@@ -81,6 +82,15 @@ def read_full_state(url: str, budget: int, spill: Path) -> FullState:
     state.statements += 2
     state.seconds = time.perf_counter() - started
     return state
+
+
+def read_batch_state(cur, nfs: list[str], codes: list[str]) -> FullState:
+    """An incremental run's state: the existing rows of its batch's NFs (and the batch's known
+    product codes), read on the run's own connection `cur` and held (one bucket)."""
+    got = read_existing_on(cur, nfs, codes)
+    rows = {"lines": got.lines.height, "consolidation": got.consolidation.height}
+    return FullState(got.products, 1, got.lines, got.consolidation, rows=rows, statements=got.statements,
+                     seconds=got.seconds)  # fmt: skip
 
 
 def _scan_to_buckets(url: str, table: str, schema: pl.Schema, buckets: int, prefix: Path) -> None:

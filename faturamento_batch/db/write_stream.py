@@ -1,37 +1,23 @@
-"""The writes of a chunked full run: every bulk write is ONE COPY of a stream of Arrow batches.
+"""Every bulk write is ONE COPY of a stream of Arrow batches (DESIGN §8).
 
-The new lines are COPYed into faturamento_produto while the run is still
-producing them (one `adbc_ingest` of a `RecordBatchReader` whose batches come
-from the chunks as they are diffed). What is staged (status/drift changes, new
-products, consolidation) is spilled to local Parquet chunk by chunk and sent
-after the lines, each as one `adbc_ingest` of a reader over its file, followed
-by the same set-based statement as a one-piece run (`db.write`). So the
-statements are a constant per run, whatever the number of chunks.
+A run spills what it will write to local Parquet chunk by chunk (`Spill`); the
+write sequence (`stages.write_run`) then sends each spill as one `adbc_ingest`
+of a `RecordBatchReader` over its file (`ingest_stream`), followed by one
+set-based statement. So the statements are a constant per run, whatever the
+number of chunks, and memory holds a batch, not the run.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import DatabaseError
-from ..settings import redact
-from .write import (
-    _INSERT_PRODUCTS,
-    _UPDATE_LINES,
-    _UPSERT_CONSOLIDATION,
-    ACTOR,
-    WriteSummary,
-    Writer,
-    cancel_and_rebalance,
-    to_arrow,
-)
+from .write import Writer, to_arrow
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +49,8 @@ def ingest_stream(writer: Writer, table: str, schema: pa.Schema, batches: Iterab
     except Exception as exc:
         if failure:
             raise failure[0] from None
-        raise DatabaseError(f"bulk load into `{table}` failed: {redact(str(exc)).strip()[:800]}") from exc
+        # Classified like every other statement (a lost connection is transient: exit 75).
+        raise writer._error(f"bulk load into `{table}` failed", exc) from exc
     return int(rows)
 
 
@@ -96,30 +83,3 @@ class Spill:
     def schema(self) -> pa.Schema:
         self.close()
         return pq.read_schema(self.file)
-
-
-def write_staged(writer: Writer, spills: dict[str, Spill], cancelled_nfs: list[str], now: datetime,
-                 *, stock: bool = True, balance_nfs: list[str] | tuple = ()) -> WriteSummary:
-    """After the lines: new products, status/drift changes, the cascade, the consolidation.
-
-    The same statements and order as `Writer.write` (`stock`: the database has the
-    stock module's tables); a part with no rows sends nothing.
-    """
-    summary = WriteSummary()
-    if spills["new_products"].rows:
-        spill = spills["new_products"]
-        ingest_stream(writer, "_fb_new_products", spill.schema, spill.batches(), temporary=True)
-        writer.execute(_INSERT_PRODUCTS, (now,))
-        summary.rows["cadastro_palletizacao.insert"] = writer.rowcount()
-    if spills["changes"].rows:
-        spill = spills["changes"]
-        ingest_stream(writer, "_fb_changes", spill.schema, spill.batches(), temporary=True)
-        writer.execute(_UPDATE_LINES, (now, ACTOR))
-        summary.rows["faturamento_produto.update"] = writer.rowcount()
-    cancel_and_rebalance(writer, summary, cancelled_nfs, list(balance_nfs), now, stock=stock)
-    if spills["consolidation"].rows:
-        spill = spills["consolidation"]
-        ingest_stream(writer, "_fb_consolidation", spill.schema, spill.batches(), temporary=True)
-        writer.execute(_UPSERT_CONSOLIDATION, (now, ACTOR))
-        summary.rows["relatorio_faturamento_importado.upsert"] = writer.rowcount()
-    return summary

@@ -23,15 +23,15 @@ from datetime import datetime
 
 import polars as pl
 
-from .db.features import Features
-from .db.read_stock import CatchUp, StockState, read_candidate_lines, read_stock_state, reversed_nfs
-from .db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
-from .db.write_stock import StockWriteSummary, write_stock
-from .diff import ChangeSet
-from .errors import ConfigError
-from .schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE
-from .stock import StockInput, StockPlan, plan_stock
-from .stock.writes import PALLET_CODES
+from ..db.features import Features
+from ..db.read_stock import CatchUp, StockState, read_candidate_lines, read_stock_state, reversed_nfs
+from ..db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
+from ..db.write_stock import StockWriteSummary, write_stock
+from ..diff import ChangeSet
+from ..errors import ConfigError
+from ..schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE, STOCK_STATUS_CHANGE
+from ..stock import StockInput, StockPlan, plan_stock
+from ..stock.writes import PALLET_CODES
 
 POSTED = ("Lançado", "SEM_LOTE")
 
@@ -109,15 +109,49 @@ class StockStage:
     written: StockWriteSummary | None = None
     new_nfs: list[str] = field(default_factory=list)  # NFs the run inserted: their shipments are re-validated
     features: Features = field(default_factory=Features)
+    # The plan's status changes of NFs wholly new in this run (schemas.STOCK_STATUS_CHANGE):
+    # their lines are COPYed with the planned status (`stages.write_run`), not inserted and updated.
+    status_at_insert: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=STOCK_STATUS_CHANGE))
+    # Of the plan's status changes, those whose NF has lines in the database to UPDATE (None: all).
+    status_by_update: pl.DataFrame | None = None
+
+    def split_status(self, lines: pl.DataFrame, inserts: pl.DataFrame) -> None:
+        """Which planned status changes the COPY of new lines writes, which need the UPDATE.
+
+        `lines`: the candidate lines as they will stand (schemas.STOCK_NF_LINE), `inserts`
+        the run's new lines. A new line of an NF whose status changes is COPYed with the new
+        status; the UPDATE keeps the NFs that also have stored lines in the `status_from`."""
+        changes = self.plan.status_changes
+        key = ["numero_nf", "cod_produto"]
+        stored = lines.join(inserts.select(key), on=key, how="anti").select("numero_nf", pl.col("status_nf").alias("status_from"))
+        self.status_at_insert = changes.join(inserts.select("numero_nf").unique(), on="numero_nf", how="semi")
+        self.status_by_update = changes.join(stored.unique(), on=["numero_nf", "status_from"], how="semi")
 
     @property
     def rows_to_write(self) -> int:
         return sum(n for name, n in self.plan.counts().items() if name != "assignments")
 
-    def write(self, writer, now: datetime) -> StockWriteSummary:
-        """Send the plan through `writer` (the run's `db.write.Writer`, transaction open)."""
+    def write(self, writer, now: datetime, exclude: pl.DataFrame | None = None, *, lines_at_insert: int = 0) -> StockWriteSummary:
+        """Send the plan through `writer` (the run's `db.write.Writer`, transaction open),
+        without the writes of `exclude`'s NFs (a frame with `numero_nf`) when given.
+        `lines_at_insert`: the lines the COPY already wrote with their planned status."""
         started = time.perf_counter()
-        self.written = write_stock(writer, self.plan, now, features=self.features, new_nfs=self.new_nfs)
+        plan, at_insert, new_nfs = self.plan, self.status_at_insert, self.new_nfs
+        by_update = plan.status_changes if self.status_by_update is None else self.status_by_update
+        if exclude is not None and exclude.height:
+            gone = exclude.select("numero_nf").unique()
+            plan = StockPlan(**{name: frame.join(gone, on="numero_nf", how="anti") for name, frame in plan.parts().items()})
+            at_insert = at_insert.join(gone, on="numero_nf", how="anti")
+            kept = pl.Series("numero_nf", new_nfs, dtype=pl.String)
+            new_nfs = kept.filter(~kept.is_in(gone.get_column("numero_nf").implode())).to_list()
+            by_update = by_update.join(gone, on="numero_nf", how="anti")
+        self.written = write_stock(writer, replace(plan, status_changes=by_update), now, features=self.features,
+                                   new_nfs=new_nfs)  # fmt: skip
+        only_copied = at_insert.join(by_update, on="numero_nf", how="anti").height
+        if only_copied or lines_at_insert:  # written by the COPY: counted as the stage's status writes
+            w = self.written.written
+            w["faturamento_produto.status_nfs"] = w.get("faturamento_produto.status_nfs", 0) + only_copied
+            w["faturamento_produto.status_lines"] = w.get("faturamento_produto.status_lines", 0) + lines_at_insert
         self.timings["write"] = round(time.perf_counter() - started, 4)
         return self.written
 
@@ -235,6 +269,7 @@ def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool
     timings = {"read": round(time.perf_counter() - started, 4)}
     stage = _plan(url, lines, freed, found.statements + extra_reads, timings, features=features, pallet_codes=pallet_codes)
     stage.new_nfs = cs.inserts.get_column("numero_nf").unique().sort().to_list()
+    stage.split_status(lines, cs.inserts)
     return stage
 
 
