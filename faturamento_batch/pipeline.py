@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-from . import artifacts, stock_stage
+from . import artifacts, events_stage, stock_stage
 from .db.admin import init_db
 from .db.connection import adbc_connect, database_url, with_session_options
 from .db.lock import lock_and_read_cursor
@@ -133,27 +133,32 @@ def _run_full_chunked(settings: Settings, source: Source, writer: Writer, start,
             reads.append(stock)
             clock.phase("stock", t)
             _report_stock(manifest, run_dir, stock)
+        events = events_stage.for_full_run(manifest["run_id"], settings.job, start.now, outcome, stock)
+        events_stage.report(manifest, run_dir, events)
     if settings.dry_run:
         writer.rollback()
         manifest["status"] = "dry_run"
         return reads
     t = time.perf_counter()
     _finish_run(writer, settings, manifest, run_dir, clock, start.now, outcome.written, outcome.cascade, stock,
-                outcome.counts, since, manifest["cursor"]["new"])  # fmt: skip
+                outcome.counts, since, manifest["cursor"]["new"], events)  # fmt: skip
     clock.phase("write", t)
     return reads
 
 
 def _finish_run(writer: Writer, settings: Settings, manifest: dict, run_dir: Path, clock: _Clock, now,
-                written: dict, cascade, stock: StockStage | None, counts: dict, cursor_from, cursor_to) -> None:
+                written: dict, cascade, stock: StockStage | None, counts: dict, cursor_from, cursor_to,
+                events=None) -> None:
     """The run's last writes and its commit: the stock stage's writes (last, so the logistics
-    application's rows stay locked only until the commit), the run record and cursor."""
+    application's rows stay locked only until the commit), the events, the run record and cursor."""
     manifest["written"] = dict(written)
     if cascade is not None:
         manifest["artifacts"].update(artifacts.write_parts(run_dir, {"cascade": cascade}))
     if stock is not None:
         manifest["written"].update(stock.write(writer, now).written)
         manifest["stock"] = stock.manifest()
+    if events is not None:  # issue 18 — the run path's `write_events(...)` hook step takes this call
+        events_stage.write(writer, manifest, events, now, settings.events_retention_days)
     record = RunRecord(
         run_id=manifest["run_id"], job=settings.job, mode=manifest["mode"], started_at=now,
         cursor_from=cursor_from, cursor_to=cursor_to, counts=_record_counts(counts, stock),
@@ -269,6 +274,8 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
                 reads.append(stock)
                 clock.phase("stock", t)
                 _report_stock(manifest, run_dir, stock)
+            events = events_stage.for_sync(run_id, settings.job, start.now, cs, state.lines, stock)
+            events_stage.report(manifest, run_dir, events)
 
             t = time.perf_counter()
             if settings.dry_run:
@@ -277,7 +284,7 @@ def run_sync(settings: Settings, source: Source | None = None) -> RunResult:
             else:
                 summary = writer.write(cs, start.now, stock=settings.stock)
                 _finish_run(writer, settings, manifest, run_dir, clock, start.now, summary.rows, summary.cascade,
-                            stock, counts, since, manifest["cursor"]["new"])  # fmt: skip
+                            stock, counts, since, manifest["cursor"]["new"], events)  # fmt: skip
             clock.phase("write", t)
             return cs
 
@@ -369,12 +376,14 @@ def run_stock(settings: Settings) -> RunResult:
         reads.append(stock)
         clock.phase("stock", t)
         _report_stock(manifest, run_dir, stock)
+        events = events_stage.for_stock(run_id, settings.job, start.now, stock)
+        events_stage.report(manifest, run_dir, events)
         t = time.perf_counter()
         if settings.dry_run:
             writer.rollback()
             manifest["status"] = "dry_run"
         else:
-            _finish_run(writer, settings, manifest, run_dir, clock, start.now, {}, None, stock, {}, None, None)
+            _finish_run(writer, settings, manifest, run_dir, clock, start.now, {}, None, stock, {}, None, None, events)
         clock.phase("write", t)
         return RunResult(run_id, run_dir, manifest, None, clock.timings)
     except Exception as exc:

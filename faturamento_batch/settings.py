@@ -67,6 +67,8 @@ class Settings:
     # The stock stage (DESIGN §9): on in `sync` unless `--no-stock`; `stock --nfs` lists NFs.
     stock: bool = True
     stock_nfs: tuple[str, ...] = ()
+    # Downstream events (DESIGN §11): fully acked events older than this are deleted by the runs.
+    events_retention_days: float = 7.0
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -129,6 +131,11 @@ def env_settings(**overrides) -> Settings:
         values["state_dir"] = Path(env["FATURAMENTO_STATE_DIR"])
     if env.get("FATURAMENTO_METRICS_FILE"):
         values["metrics_file"] = Path(env["FATURAMENTO_METRICS_FILE"])
+    if env.get("FATURAMENTO_EVENTS_RETENTION_DAYS"):
+        try:
+            values["events_retention_days"] = float(env["FATURAMENTO_EVENTS_RETENTION_DAYS"])
+        except ValueError:
+            raise ConfigError("`FATURAMENTO_EVENTS_RETENTION_DAYS` must be a number of days") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if not 0 <= settings.max_reject_ratio <= 1:
@@ -139,6 +146,8 @@ def env_settings(**overrides) -> Settings:
         raise ConfigError("`--write-retries` must be 0 or more")
     if settings.chunk_size < 0:
         raise ConfigError("`--chunk-size` must be a number of lines (0 = the whole full run in one piece)")
+    if settings.events_retention_days < 0:
+        raise ConfigError("the events' retention must be 0 or more days")
     if settings.page_size < 1:
         raise ConfigError("`--page-size` must be a positive number of lines")
     return settings
