@@ -3,6 +3,7 @@
     __init__  init-db, sync, stock, generate, record, odoo-replay
     history   `runs list` / `runs show`: the run history and one run's manifest
     demo      `demo`: replay server + a full sync, then the next day incrementally
+    events    `events consumers|claim|ack|list`: the downstream events' consumers
 """
 
 from __future__ import annotations
@@ -132,4 +133,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_replay(args)
     if args.command == "demo":
         return cmd_demo(settings)
+    if args.command == "events":
+        from .events import cmd_events
+
+        return cmd_events(args, settings)
     raise ConfigError(f"unknown command `{args.command}`")

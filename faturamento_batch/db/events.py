@@ -21,12 +21,15 @@ on `sync_events` (consumer.REGISTER_SQL), so no run's events straddle it.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from ..consumer import CHANNEL
 from ..events import counts
+
+log = logging.getLogger(__name__)
 
 RETENTION_BATCH = 100_000  # events one run deletes at most: the statement stays bounded
 
@@ -95,6 +98,7 @@ def write_events(writer, events: pl.DataFrame, now, retention_days: float) -> Ev
     """Send `events` (`events.EVENTS_PART`) through the run's `db.write.Writer`, transaction open;
     `now` the run's timestamp (the retention counts from it)."""
     staged = events.height > 0
+    log.info("write: events (%d, with the retention of fully acked ones and the NOTIFY)", events.height)
     if staged:
         writer.ingest("_fb_events", events, temporary=True)
     notice = json.dumps({"run_id": events["run_id"][0], "job": events["job"][0], "events": events.height,
