@@ -8,9 +8,10 @@ the run wrote it, in the run's own transaction. So a consumer sees every committ
 event exactly once whatever the order in which ids were taken and committed, and
 consumers are independent (each has its own rows).
 
-- `claim` locks up to N of the consumer's pending rows, oldest first, skipping rows
-  another worker holds (`FOR UPDATE SKIP LOCKED`) and NFs with an older pending event
-  (an NF's events are handed out in id order), and sets a lease (`claimed_until`).
+- `claim` locks the pending rows of up to N NFs, oldest first, skipping rows another
+  worker holds (`FOR UPDATE SKIP LOCKED`); an NF's events go to one worker together,
+  in id order, never while an older one of it is held elsewhere. It sets a lease
+  (`claimed_until`).
 - Process and `ack` **in the same transaction**, then commit: work and ack commit or
   roll back together. A worker that dies rolls back: its claim (and lease) vanish and
   the events are claimable at once.
@@ -41,10 +42,12 @@ RETURNING registered_after_id""",
 )
 REMOVE_SQL = "DELETE FROM sync_event_consumers WHERE name = $1 RETURNING name"  # its deliveries go with it
 
-# $1 consumer, $2 how many, $3 lease seconds.
+# $1 consumer, $2 how many NFs, $3 lease seconds. `heads`: the oldest pending event of up to $2
+# NFs that no worker holds; `tails`: those NFs' later pending events, claimed with them (an NF's
+# events go to one worker, in id order). Every row locked, SKIP LOCKED, then leased.
 CLAIM_SQL = """
-WITH picked AS (
-  SELECT d.consumer, d.event_id FROM sync_event_deliveries AS d
+WITH heads AS (
+  SELECT d.consumer, d.event_id, d.numero_nf FROM sync_event_deliveries AS d
   WHERE d.consumer = $1 AND d.acked_at IS NULL
     AND (d.claimed_until IS NULL OR d.claimed_until <= clock_timestamp()::timestamp)
     AND NOT EXISTS (SELECT 1 FROM sync_event_deliveries AS p
@@ -53,10 +56,15 @@ WITH picked AS (
   ORDER BY d.event_id
   LIMIT $2
   FOR UPDATE SKIP LOCKED),
+tails AS (
+  SELECT d.consumer, d.event_id FROM sync_event_deliveries AS d JOIN heads AS h
+    ON d.consumer = h.consumer AND d.numero_nf = h.numero_nf AND d.event_id > h.event_id
+  WHERE d.acked_at IS NULL AND (d.claimed_until IS NULL OR d.claimed_until <= clock_timestamp()::timestamp)
+  FOR UPDATE OF d SKIP LOCKED),
 claimed AS (
   UPDATE sync_event_deliveries AS d
   SET claimed_until = clock_timestamp()::timestamp + make_interval(secs => $3), claims = d.claims + 1
-  FROM picked
+  FROM (SELECT consumer, event_id FROM heads UNION ALL SELECT consumer, event_id FROM tails) AS picked
   WHERE d.consumer = picked.consumer AND d.event_id = picked.event_id AND d.acked_at IS NULL
   RETURNING d.event_id, d.claims)
 SELECT e.id, e.run_id, e.job, e.created_at, e.numero_nf, e.kind, e.origem, e.cnpj_cliente, e.payload::text, c.claims
@@ -142,7 +150,8 @@ class Consumer:
         return bool(self._run(REMOVE_SQL, (self.name,)))
 
     def claim(self, limit: int = 100) -> list[Event]:
-        """Up to `limit` events, oldest first, held by this transaction (and for the lease)."""
+        """The pending events of up to `limit` NFs, oldest first, held by this transaction (and for
+        the lease). An NF's events come together and in id order."""
         return _events(self._run(CLAIM_SQL, (self.name, int(limit), self.visibility_seconds)))
 
     def ack(self, ids) -> int:
