@@ -37,6 +37,9 @@ HELP = {
     "sql_statements": "SQL statements the last run sent to PostgreSQL.",
     "peak_memory_bytes": "Peak resident memory of the last run's process.",
     "write_attempts": "Write transactions the last run needed (more than 1: it retried after a lock timeout or deadlock).",
+    "events_written": "Downstream events the last run committed, by kind (0 for a dry or failed run).",
+    "event_consumer_pending": "Events each registered consumer had not acked yet, as the last run found them.",
+    "event_consumer_oldest_unacked_seconds": "Age of each consumer's oldest unacked event, as the last run found it (0: none).",
 }
 
 
@@ -116,7 +119,18 @@ def _samples(manifest: dict, previous: dict[str, float]) -> dict[str, list[tuple
         out["peak_memory_bytes"].append(({}, float(round(manifest["peak_memory_mb"] * 1024 * 1024))))
     if "write_attempts" in manifest:
         out["write_attempts"].append(({}, float(manifest["write_attempts"])))
+    _event_samples(out, manifest.get("events") if isinstance(manifest.get("events"), dict) else {}, status)
     return out
+
+
+def _event_samples(out: dict, events: dict, status: str) -> None:
+    """Events per kind (committed only), and each consumer's backlog the run's events statement read."""
+    written = status == "success"
+    out["events_written"] = [({"kind": k}, float(n) if written else 0.0) for k, n in (events.get("kinds") or {}).items()]
+    for name, backlog in sorted((events.get("consumers") or {}).items()):
+        out["event_consumer_pending"].append(({"consumer": name}, float(backlog.get("pending") or 0)))
+        age = backlog.get("oldest_unacked_seconds")
+        out["event_consumer_oldest_unacked_seconds"].append(({"consumer": name}, float(age or 0.0)))
 
 
 def render(manifest: dict, previous: dict[str, float] | None = None) -> str:

@@ -194,3 +194,22 @@ def test_the_statements_of_a_run_do_not_grow_with_its_events(db_url, second_db, 
         assert code == 0 and m["events"]["written"] == 2 * n and m["events"]["deliveries"] == 4 * n
         counts[n] = m["sql_statements"]
     assert counts[4] == counts[2_000], counts
+
+
+def test_metrics_say_events_per_kind_and_each_consumer_s_oldest_unacked_event():
+    import yaml
+
+    from faturamento_batch.metrics import render
+
+    events = {"kinds": {"nf_inserted": 3, "nf_cancelled": 0}, "consumers": {
+        "entregas": {"pending": 0, "oldest_unacked_seconds": None}, "fretes": {"pending": 7, "oldest_unacked_seconds": 5400.5}}}
+    text = render({"job": "faturamento", "status": "success", "events": events})
+    assert 'faturamento_batch_events_written{job="faturamento",kind="nf_inserted"} 3' in text
+    assert 'faturamento_batch_event_consumer_pending{job="faturamento",consumer="fretes"} 7' in text
+    assert 'faturamento_batch_event_consumer_oldest_unacked_seconds{job="faturamento",consumer="fretes"} 5400.5' in text
+    assert 'faturamento_batch_event_consumer_oldest_unacked_seconds{job="faturamento",consumer="entregas"} 0' in text
+    failed = render({"job": "faturamento", "status": "failed", "events": events})
+    assert 'faturamento_batch_events_written{job="faturamento",kind="nf_inserted"} 0' in failed  # rolled back
+    rules = yaml.safe_load((Path(__file__).resolve().parent.parent / "deploy/prometheus/alerts.yaml").read_text())
+    stuck = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}["FaturamentoBatchEventConsumerStuck"]
+    assert stuck["expr"] == "faturamento_batch_event_consumer_oldest_unacked_seconds > 3600"
