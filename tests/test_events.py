@@ -213,3 +213,20 @@ def test_metrics_say_events_per_kind_and_each_consumer_s_oldest_unacked_event():
     rules = yaml.safe_load((Path(__file__).resolve().parent.parent / "deploy/prometheus/alerts.yaml").read_text())
     stuck = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}["FaturamentoBatchEventConsumerStuck"]
     assert stuck["expr"] == "faturamento_batch_event_consumer_oldest_unacked_seconds > 3600"
+
+
+def test_the_notebook_shows_events_per_run_and_kind_and_the_consumers_lag(db_url, tmp_path, monkeypatch):
+    from .test_notebook import _cell, _execute
+
+    code, m1 = _run(db_url, tmp_path, "sync", source=build_dataset(tmp_path / "d1", moves=3))
+    _register(db_url, "entregas")
+    code, m2 = _run(db_url, tmp_path, "sync", source=build_dataset(tmp_path / "d2", moves=5, write_date="2026-01-06 10:00:00"))
+    assert code == 0
+    monkeypatch.delenv("FATURAMENTO_RUN_DIR", raising=False)
+    monkeypatch.delenv("FATURAMENTO_COMPARE_RUN_DIR", raising=False)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # the package is not installed here
+    text = _cell(_execute(tmp_path), "an.events_by_kind(run)")
+    assert "nf_inserted" in text and "nf_sem_lote" in text and "nf_cancelled" not in text  # unused kinds left out
+    assert m1["run_id"] in text and m2["run_id"] in text  # events per run
+    lag_line = next(line for line in text.splitlines() if "entregas" in line)
+    assert m2["run_id"] in lag_line and "0" in lag_line  # registered after run 1: nothing pending when run 2 wrote
