@@ -230,3 +230,18 @@ def test_the_notebook_shows_events_per_run_and_kind_and_the_consumers_lag(db_url
     assert m1["run_id"] in text and m2["run_id"] in text  # events per run
     lag_line = next(line for line in text.splitlines() if "entregas" in line)
     assert m2["run_id"] in lag_line and "0" in lag_line  # registered after run 1: nothing pending when run 2 wrote
+
+
+def test_a_chunked_full_run_writes_the_same_events_as_one_piece(db_url, second_db, tmp_path):
+    day1 = build_dataset(tmp_path / "d1", moves=20)
+    day2 = build_dataset(tmp_path / "d2", moves=24, cancelled={1, 2}, price=11.0, write_date="2026-01-06 10:00:00")
+    got = {}
+    for url, chunk in ((db_url, "7"), (second_db, "0")):
+        assert _run(url, tmp_path, "sync", "--chunk-size", chunk, source=day1)[0] == 0
+        code, m = _run(url, tmp_path, "sync", "--full", "--apply-drift", "--chunk-size", chunk, source=day2)
+        assert code == 0, m.get("error")
+        ev = _events(url, m["run_id"]).select("numero_nf", "kind", "origem", "cnpj_cliente", "payload").sort("kind", "numero_nf")
+        got[chunk] = ev
+    assert got["7"].to_dicts() == got["0"].to_dicts()
+    kinds = _by_kind(got["7"])
+    assert kinds["nf_cancelled"] == {NF(1), NF(2)} and len(kinds["nf_inserted"]) == 4 and len(kinds["nf_changed"]) == 18
