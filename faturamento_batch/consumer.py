@@ -75,7 +75,7 @@ ORDER BY e.id
 # $1 consumer, $2 event ids. Only pending rows: acking twice acks once.
 ACK_SQL = """
 UPDATE sync_event_deliveries SET acked_at = clock_timestamp()::timestamp, claimed_until = NULL
-WHERE consumer = $1 AND event_id = ANY($2::bigint[]) AND acked_at IS NULL
+WHERE consumer = $1 AND event_id = ANY(CAST($2 AS bigint[])) AND acked_at IS NULL
 RETURNING event_id
 """
 

@@ -263,3 +263,29 @@ def test_the_helper_speaks_every_driver(db_url, driver):
     assert [e.id for e in c.list_events("r9")] == [e.id for e in events]
     assert c.consumers()[0]["pending"] == 0
     conn.close()
+
+
+def test_a_sqlalchemy_application_consumes_with_what_it_has(db_url):
+    """The README's two ways from Flask/SQLAlchemy: the protocol's SQL through `text()`, or the
+    helper over `engine.raw_connection()`."""
+    from sqlalchemy import create_engine, text
+
+    from faturamento_batch.consumer import ACK_SQL, CLAIM_SQL
+
+    _register(db_url, "fretes")
+    _write(db_url, ["1", "2", "3"], datetime(2026, 1, 5, 10))
+    engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    claim = text(CLAIM_SQL.replace("$1", ":c").replace("$2", ":n").replace("$3", ":s"))
+    ack = text(ACK_SQL.replace("$1", ":c").replace("$2", ":ids"))
+    with engine.begin() as conn:  # one transaction: claim, work, ack
+        rows = conn.execute(claim, {"c": "fretes", "n": 2, "s": 60}).all()
+        assert [r.numero_nf for r in rows] == ["1", "2"]
+        assert len(conn.execute(ack, {"c": "fretes", "ids": [r.id for r in rows]}).all()) == 2
+    raw = engine.raw_connection()
+    try:
+        c = Consumer(raw, "fretes")
+        assert [e.numero_nf for e in c.claim(10)] == ["3"]
+        raw.rollback()
+    finally:
+        raw.close()
+    engine.dispose()
