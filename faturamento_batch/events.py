@@ -183,6 +183,14 @@ def build_events(
     ).cast(dict(EVENTS_PART))  # type: ignore[arg-type]
 
 
+def amend(events: pl.DataFrame, run_id: str, job: str, now: datetime, leave_out: pl.DataFrame | None = None,
+          extra: list[pl.DataFrame] | tuple[pl.DataFrame, ...] = ()) -> pl.DataFrame:
+    """The run's `events` (EVENTS_PART) without the NFs of `leave_out` (a numero_nf column: the
+    quarantined ones, §12) and with the `extra` rows (`extra_events`), in the run's order again."""
+    kept = events.join(leave_out.select("numero_nf"), on="numero_nf", how="anti") if leave_out is not None else events
+    return build_events(run_id, job, now, extra=[kept.select(_ROWS.names()), *extra])
+
+
 def counts(events: pl.DataFrame) -> dict[str, int]:
     """Events per kind (the manifest's `events.kinds`), every kind listed."""
     per_kind = events.group_by("kind").len()

@@ -17,6 +17,7 @@ import polars as pl
 from . import artifacts
 from .db.events import write_events
 from .diff import ChangeSet
+from .errors import ConfigError, DatabaseError
 from .events import build_events, counts
 from .schemas import CONSOLIDATION
 
@@ -52,5 +53,11 @@ def report(manifest: dict, run_dir: Path, events: pl.DataFrame) -> None:
 
 def write(writer, manifest: dict, events: pl.DataFrame, now: datetime, retention_days: float) -> None:
     """Insert the run's events (and the retention, and the NOTIFY) in the open transaction."""
-    written = write_events(writer, events, now, retention_days)
+    try:
+        written = write_events(writer, events, now, retention_days)
+    except DatabaseError as exc:
+        if "sync_event" in str(exc) and "does not exist" in str(exc):
+            raise ConfigError("the database has no events tables (`sync_events`, `sync_event_consumers`, "
+                              "`sync_event_deliveries`): run `faturamento-batch init-db` (it adds only what is missing)") from exc
+        raise
     manifest["events"] = written.manifest()

@@ -245,3 +245,20 @@ def test_a_chunked_full_run_writes_the_same_events_as_one_piece(db_url, second_d
     assert got["7"].to_dicts() == got["0"].to_dicts()
     kinds = _by_kind(got["7"])
     assert kinds["nf_cancelled"] == {NF(1), NF(2)} and len(kinds["nf_inserted"]) == 4 and len(kinds["nf_changed"]) == 18
+
+
+def test_the_quarantine_leaves_its_nfs_out_and_adds_its_own_events():
+    from datetime import datetime
+
+    from faturamento_batch.events import EVENTS_PART, amend, build_events, extra_events
+
+    now = datetime(2026, 1, 5, 10)
+    nfs = pl.DataFrame({"numero_nf": ["1", "2", "3"], "origem": ["PED1", "PED2", "PED3"]})
+    run = build_events("r", "faturamento", now, extra=[extra_events(nfs, "nf_inserted", ["origem"])])
+    bad = pl.DataFrame({"numero_nf": ["2"], "sqlstate": ["23505"]})
+    out = amend(run, "r", "faturamento", now, leave_out=bad,
+                extra=[extra_events(bad, "nf_quarantined", ["sqlstate"]), extra_events(nfs.head(1), "nf_released")])
+    assert out.schema == EVENTS_PART
+    assert out.select("numero_nf", "kind").rows() == [("1", "nf_released"), ("1", "nf_inserted"), ("3", "nf_inserted"),
+                                                      ("2", "nf_quarantined")]  # fmt: skip
+    assert out["ord"].to_list() == [0, 1, 2, 3] and json.loads(out["payload"][3]) == {"sqlstate": "23505"}
