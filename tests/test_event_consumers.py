@@ -151,7 +151,9 @@ def test_a_worker_dying_between_claim_and_ack_loses_nothing_and_a_lease_returns(
     assert {e.id for e in rest}.isdisjoint({e.id for e in held}) and len(rest) == 6  # SKIP LOCKED
     other.rollback()
     with psycopg.connect(db_url, autocommit=True) as admin:  # the worker's process dies
-        admin.execute("SELECT pg_terminate_backend(%s)", (first.info.backend_pid,))
+        pid = first.info.backend_pid
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))  # waits until it is gone
+        assert admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0] == 0
     again = Consumer(other, "entregas").claim(100)
     assert len(again) == 10 and {e.id for e in held} <= {e.id for e in again}
     other.rollback()
