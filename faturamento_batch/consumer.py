@@ -72,11 +72,13 @@ FROM claimed AS c JOIN sync_events AS e ON e.id = c.event_id
 ORDER BY e.id
 """
 
-# $1 consumer, $2 event ids. Only pending rows: acking twice acks once.
+# $1 consumer, $2 event ids. Only pending rows: acking twice acks once. Joined to the ids (not
+# `= ANY`) so the plan is key lookups, not a scan of the consumer's whole backlog.
 ACK_SQL = """
-UPDATE sync_event_deliveries SET acked_at = clock_timestamp()::timestamp, claimed_until = NULL
-WHERE consumer = $1 AND event_id = ANY(CAST($2 AS bigint[])) AND acked_at IS NULL
-RETURNING event_id
+UPDATE sync_event_deliveries AS d SET acked_at = clock_timestamp()::timestamp, claimed_until = NULL
+FROM (SELECT DISTINCT unnest(CAST($2 AS bigint[])) AS id) AS a
+WHERE d.consumer = $1 AND d.event_id = a.id AND d.acked_at IS NULL
+RETURNING d.event_id
 """
 
 CONSUMERS_SQL = """
@@ -131,11 +133,13 @@ class Consumer:
         self._numbered = type(driver).__module__.startswith("adbc_driver")  # `$1`; the others take `%s`
 
     def _run(self, sql: str, params: tuple = ()) -> list:
-        if not self._numbered:
-            sql = re.sub(r"\$\d+", "%s", sql)  # each statement uses its parameters once, in order
+        args: tuple | dict = params
+        if not self._numbered:  # pyformat drivers: `$n` → `%(pn)s`
+            sql = re.sub(r"\$(\d+)", r"%(p\1)s", sql)
+            args = {f"p{i}": v for i, v in enumerate(params, start=1)}
         cur = self.conn.cursor()
         try:
-            cur.execute(sql, params)
+            cur.execute(sql, args)
             return list(cur.fetchall()) if cur.description else []
         finally:
             cur.close()

@@ -278,7 +278,7 @@ def test_a_sqlalchemy_application_consumes_with_what_it_has(db_url):
     _write(db_url, ["1", "2", "3"], datetime(2026, 1, 5, 10))
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://", 1))
     claim = text(CLAIM_SQL.replace("$1", ":c").replace("$2", ":n").replace("$3", ":s"))
-    ack = text(ACK_SQL.replace("$1", ":c").replace("$2", ":ids"))
+    ack = text(ACK_SQL.replace("$1", ":c").replace("$2", ":ids"))  # named: the order does not matter
     with engine.begin() as conn:  # one transaction: claim, work, ack
         rows = conn.execute(claim, {"c": "fretes", "n": 2, "s": 60}).all()
         assert [r.numero_nf for r in rows] == ["1", "2"]
