@@ -262,3 +262,11 @@ def test_the_quarantine_leaves_its_nfs_out_and_adds_its_own_events():
     assert out.select("numero_nf", "kind").rows() == [("1", "nf_released"), ("1", "nf_inserted"), ("3", "nf_inserted"),
                                                       ("2", "nf_quarantined")]  # fmt: skip
     assert out["ord"].to_list() == [0, 1, 2, 3] and json.loads(out["payload"][3]) == {"sqlstate": "23505"}
+
+
+def test_the_summary_has_an_events_line():
+    from faturamento_batch.summary import events_line
+
+    e = {"kinds": {"nf_inserted": 1200, "nf_changed": 0, "nf_sem_lote": 3}, "consumers": {"fretes": {"pending": 7}}}
+    assert events_line(e, written=True) == "  events: nf_inserted 1,200 · nf_sem_lote 3 · consumers: fretes 7 pending"
+    assert events_line({"kinds": {"nf_inserted": 0}}, written=False) == "  events (not written): none"
