@@ -65,7 +65,17 @@ def _register(url: str, name: str, driver: str = "psycopg") -> int | None:
         conn.close()
 
 
-def _worker(url: str, name: str, driver: str, log: list, dead: list, die_every: int = 0, seed: int = 0) -> None:
+ERRORS: list = []
+
+
+def _worker(*args, **kw) -> None:
+    try:
+        _work(*args, **kw)
+    except Exception as exc:  # noqa: BLE001 — reported by the test, with its cause
+        ERRORS.append(f"{threading.current_thread().name}: {type(exc).__name__}: {exc}")
+
+
+def _work(url: str, name: str, driver: str, log: list, dead: list, die_every: int = 0, seed: int = 0) -> None:
     """Claim, do the work (a row in `work`), ack, commit — until nothing is left. Every
     `die_every`-th batch it dies between claim and ack instead (its connection dropped)."""
     rng = random.Random(seed)
@@ -106,6 +116,7 @@ def test_four_workers_and_two_other_consumers_each_process_every_event_exactly_o
     all_ids = {r[0] for r in psycopg.connect(db_url).execute("SELECT id FROM sync_events").fetchall()}
     assert len(all_ids) == 10_000
 
+    ERRORS.clear()
     logs: dict[str, list] = {"entregas": [], "fretes": [], "alertas": []}
     dead: dict[str, list] = {k: [] for k in logs}
     threads = [threading.Thread(target=_worker, name=f"entregas-{i}", args=(db_url, "entregas", "psycopg", logs["entregas"],
@@ -117,6 +128,7 @@ def test_four_workers_and_two_other_consumers_each_process_every_event_exactly_o
     for t in threads:
         t.join(300)
     assert not any(t.is_alive() for t in threads)
+    assert ERRORS == []
 
     for name, batches in logs.items():
         processed = [i for _, ids in batches for i in ids]
