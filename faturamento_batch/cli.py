@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--next-day", type=Path, metavar="OF", help="write the day after the dataset OF instead")
 
+    from .commands.events import add_parser as add_events_parser
+
+    add_events_parser(sub, _common)
+
     p = sub.add_parser("demo", help="sync the bundled demo dataset into the embedded PostgreSQL")
     _common(p)
     p.add_argument("--artifacts-dir", type=Path)

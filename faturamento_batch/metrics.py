@@ -40,6 +40,9 @@ HELP = {
     "write_attempts": "Write transactions the last run needed (more than 1: it retried after a lock timeout or deadlock).",
     "quarantined_nfs": "NFs in quarantine (PostgreSQL refused them; later runs retry them); kept across failed runs.",
     "quarantine_oldest_age_seconds": "Age of the oldest NF still in quarantine (0: none); kept across failed runs.",
+    "events_written": "Downstream events the last run committed, by kind (0 for a dry or failed run).",
+    "event_consumer_pending": "Events each registered consumer had not acked yet, as the last run found them.",
+    "event_consumer_oldest_unacked_seconds": "Age of each consumer's oldest unacked event, as the last run found it (0: none).",
 }
 
 
@@ -127,7 +130,18 @@ def _samples(manifest: dict, previous: dict[str, float]) -> dict[str, list[tuple
         value = q.get(key, previous.get(name))
         if value is not None:
             out[name].append(({}, float(value)))
+    _event_samples(out, manifest.get("events") if isinstance(manifest.get("events"), dict) else {}, status)
     return out
+
+
+def _event_samples(out: dict, events: dict, status: str) -> None:
+    """Events per kind (committed only), and each consumer's backlog the run's events statement read."""
+    written = status == "success"
+    out["events_written"] = [({"kind": k}, float(n) if written else 0.0) for k, n in (events.get("kinds") or {}).items()]
+    for name, backlog in sorted((events.get("consumers") or {}).items()):
+        out["event_consumer_pending"].append(({"consumer": name}, float(backlog.get("pending") or 0)))
+        age = backlog.get("oldest_unacked_seconds")
+        out["event_consumer_oldest_unacked_seconds"].append(({"consumer": name}, float(age or 0.0)))
 
 
 def render(manifest: dict, previous: dict[str, float] | None = None) -> str:

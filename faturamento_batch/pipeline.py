@@ -4,7 +4,9 @@
     → import stage: extract → transform → diff, chunk by chunk, every part spilled
       (an incremental run, and `--chunk-size 0`, is a full run's single chunk)
     → stock stage: plan (§9)          (`stock`: this stage alone, no import)
+    → events: the run's downstream events, built from its parts (§11)
     → write_run: COPY + staged writes, cascade, consolidation, stock writes, events
+      (an NF PostgreSQL refuses is left out and quarantined: `quarantine`, §12)
     → run record + cursor → commit    (all in one transaction; retried on lock
                                        timeouts and deadlocks: `write_retries`)
     → manifest, assembled once from the stages' summaries
@@ -24,12 +26,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import artifacts
+import polars as pl
+
+from . import artifacts, events_stage, quarantine
+from .events import amend, counts, extra_events
 from .db.admin import init_db
-from .db.connection import adbc_connect, database_url, with_session_options
+from .db.connection import adbc_connect, session_target
+from .db.features import Features
 from .db.full_state import read_full_state
 from .db.lock import lock_and_read_cursor
 from .db.privileges import GrantCheck
+from .db.quarantine import open_frame
+from .db.read_stock import CatchUp
 from .db.write import RunRecord, Writer
 from .errors import ConfigError, DatabaseError, FaturamentoError
 from .odoo.chunks import ChunkedExtraction, one_chunk
@@ -69,7 +77,7 @@ def make_source(settings: Settings) -> Source:
     if settings.source is not None:
         from .odoo.dataset import DatasetSource
 
-        return DatasetSource(settings.source)
+        return DatasetSource(settings.source, settings.rules)
     if settings.odoo_url:
         from .odoo.extract import OdooSource
 
@@ -97,10 +105,14 @@ class Run:
     now: datetime | None = None  # the database's clock at the lock: every audit column
     cursor: datetime | None = None  # the stored cursor
     since: datetime | None = None
-    features: object | None = None  # db.features.Features, when the lock reads them
+    features: Features | None = None  # the optional schema parts the lock found (§10)
+    open_quarantine: pl.DataFrame | None = None  # the job's quarantined NFs (db.quarantine.open_frame)
+    quarantine_retry: dict = field(default_factory=dict)
     imported: Imported | None = None
     stock: StockStage | None = None
     written: WriteSummary | None = None
+    events: pl.DataFrame | None = None  # the run's events (events.EVENTS_PART), before the quarantine
+    refused: quarantine.SyncWrite | None = None  # what the quarantine left out and released
     parts: dict[str, str] = field(default_factory=dict)  # artifact part → file name
     status: str = "running"
     attempts: int = 0
@@ -117,6 +129,36 @@ class Run:
     def stock_module(self) -> bool:
         """The database has the stock module's tables (the cascade also closes inconsistencies)."""
         return self.settings.stock and bool(getattr(self.features, "inconsistencia_faturamento", True))
+
+    def nfs(self) -> pl.Series:
+        """Every NF the run writes for (read back from its parts): the quarantine's suspects,
+        gathered only when PostgreSQL refused a write."""
+        found = [self.stock.plan.nfs()] if self.stock is not None else []
+        if self.imported is not None:
+            found += [self.imported.part(p, ["numero_nf"]).get_column("numero_nf")
+                      for p in ("inserts", "status_changes", "drift", "cancellations", "reactivations", "consolidation")]
+        return pl.concat([pl.Series("numero_nf", [], dtype=pl.String), *found]).drop_nulls().unique().sort()
+
+    def released(self, exclude: pl.DataFrame | None) -> pl.DataFrame:
+        """Quarantined NFs this run writes again (and `exclude` does not leave out): released."""
+        open_nfs = self.open_quarantine
+        if open_nfs is None or open_nfs.height == 0:
+            return pl.DataFrame(schema={"numero_nf": pl.String})
+        back = open_nfs.select("numero_nf").join(self.nfs().to_frame(), on="numero_nf", how="semi")
+        return back if exclude is None else back.join(exclude.select("numero_nf"), on="numero_nf", how="anti")
+
+    def events_to_write(self, exclude: pl.DataFrame | None) -> pl.DataFrame | None:
+        """The run's events as they commit: without `exclude`'s NFs, with their `nf_quarantined` and
+        the released NFs' `nf_released` (§11, §12)."""
+        if self.events is None:
+            return None
+        released = self.released(exclude)
+        if (exclude is None or exclude.height == 0) and released.height == 0:
+            return self.events
+        extra = [extra_events(released, "nf_released")]
+        if exclude is not None:
+            extra.append(extra_events(exclude.select("numero_nf"), "nf_quarantined"))
+        return amend(self.events, self.id, self.settings.job, self.now, leave_out=exclude, extra=extra)
 
     def timed(self, phase: str, started: float) -> None:
         self.timings[phase] = round(self.timings.get(phase, 0.0) + time.perf_counter() - started, 4)
@@ -156,6 +198,7 @@ class Run:
         else:
             m.update(apply_drift=s.apply_drift, source=self.source)
             m["cursor"] = {"stored": self.cursor, "since": self.since}
+        m["rules"] = s.rules.as_dict()  # the effective business rules (DESIGN §10)
         if self.imported is not None:
             i = self.imported.summary
             m.update(odoo=i.odoo, counts=self.counts(), reject_ratio=i.reject_ratio, downstream=dict(i.downstream),
@@ -166,6 +209,15 @@ class Run:
             m["rows_to_write"] = rows
         if self.stock is not None:
             m["stock"] = self.stock.manifest()
+        if self.quarantine_retry:
+            m["quarantine_retry"] = dict(self.quarantine_retry)
+        if self.refused is not None:
+            quarantine.report(m, self.dir, self.refused, self.open_quarantine, self.now)
+        if self.events is not None:
+            written = self.written.events if self.written is not None and self.status == "success" else None
+            refused = self.refused.outcome.refused if self.refused is not None else None
+            kinds = counts(self.events_to_write(refused))  # type: ignore[arg-type]
+            m["events"] = written.manifest() if written is not None else {"kinds": kinds, "written": 0}
         if self.parts:
             m["artifacts"] = dict(self.parts)
         if self.attempts:
@@ -183,8 +235,8 @@ class Run:
             m["exit_code"] = exc.exit_code if isinstance(exc, FaturamentoError) else 1
             if getattr(exc, "sqlstate", None):
                 m["sqlstate"] = exc.sqlstate  # type: ignore[attr-defined]
-        if self.features is not None and hasattr(self.features, "as_dict"):
-            m["features"] = self.features.as_dict()  # type: ignore[attr-defined]
+        if self.features is not None:
+            m["features"] = self.features.as_dict()
         reads = self.reads()
         m["sql_statements"] = {"writer": self.writer_statements, "reads": reads, "total": self.writer_statements + reads}
         m["timings"] = {**self.timings, "total": round(time.perf_counter() - self._t0, 4)}
@@ -219,15 +271,16 @@ def _execute(run: Run, source: Source | None) -> RunResult:
         if run.mode != "stock":
             source = source or make_source(settings)
             run.source = settings.scrub(source.description)
-        # One resolved setting for both drivers, with the job's name and its statement and lock bounds.
-        url = with_session_options(database_url(settings), settings.statement_timeout, settings.lock_timeout)
+        # One resolved setting for both drivers: the job's name, its statement and lock bounds, its time zone.
+        url = session_target(settings)
         writer = Writer(adbc_connect(url))
         writer.role = url.get("user") or ""
         run.timed("connect", t)
 
         t = time.perf_counter()
         start = _lock(writer, settings, url)
-        run.now, run.cursor, run.features = start.now, start.cursor, getattr(start, "features", None)
+        run.now, run.cursor, run.features = start.now, start.cursor, start.features
+        run.open_quarantine = open_frame(start.quarantine)
         run.timed("lock", t)
         extraction = None
         if run.mode != "stock":
@@ -266,7 +319,7 @@ def _extraction(run: Run, source: Source):
         return lambda: extraction_of(source, settings.chunk_size)
     t = time.perf_counter()
     log.info("extract: reading Odoo")
-    batch = source.extract(run.since)
+    batch = quarantine.with_due_moves(source, source.extract(run.since), run.open_quarantine, run.quarantine_retry)
     run.timed("extract", t)
     return lambda: one_chunk(batch)
 
@@ -274,7 +327,8 @@ def _extraction(run: Run, source: Source):
 def _attempt(run: Run, writer: Writer, url, extraction) -> None:
     """One write attempt: the stages, then every write, the run record and the commit."""
     settings = run.settings
-    run.written, run.imported, run.stock = None, None, None
+    run.written, run.imported, run.stock, run.events, run.refused = None, None, None, None, None
+    catch_up = CatchUp.of(settings.rules, settings.job, run.now)
     with tempfile.TemporaryDirectory(prefix="faturamento-run-") as workdir:
         if extraction is not None:
             full = run.mode == "full"
@@ -289,18 +343,28 @@ def _attempt(run: Run, writer: Writer, url, extraction) -> None:
             t = time.perf_counter()
             if run.imported is not None:
                 cs, existing = run.imported.stock_inputs()
-                run.stock = plan_for_sync(url, cs, existing, full=run.mode == "full")
+                run.stock = plan_for_sync(url, cs, existing, full=run.mode == "full", catch_up=catch_up,
+                                          features=run.features, pallet_codes=settings.rules.pallet_codes)  # fmt: skip
                 del cs, existing
             else:
-                run.stock = plan_for_nfs(url, list(settings.stock_nfs))
+                run.stock = plan_for_nfs(url, list(settings.stock_nfs), catch_up, features=run.features,
+                                         pallet_codes=settings.rules.pallet_codes)  # fmt: skip
             run.parts.update(artifacts.write_parts(run.dir, run.stock.parts()))
             run.timed("stock", t)
+        t = time.perf_counter()
+        run.events = (events_stage.for_full_run(run.id, settings.job, run.now, run.imported, run.stock)
+                      if run.imported is not None else events_stage.for_stock(run.id, settings.job, run.now, run.stock))
+        run.parts.update(artifacts.write_parts(run.dir, {"events": run.events}))
+        run.timed("events", t)
         if settings.dry_run:
             writer.rollback()
             run.status = "dry_run"
             return
         t = time.perf_counter()
-        run.written = write_run(writer, run)  # type: ignore[arg-type]
+        done = quarantine.write_excluding(
+            writer, run.nfs, lambda ex: write_run(writer, run, ex.to_frame() if ex.len() else None)  # type: ignore[arg-type]
+        )
+        run.written, run.refused = done.result, quarantine.settle(writer, run, done)
         if run.written.cascade is not None:
             run.parts.update(artifacts.write_parts(run.dir, {"cascade": run.written.cascade}))
         writer.finish(run.record())

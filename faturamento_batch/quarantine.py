@@ -147,11 +147,12 @@ class _Overflow(Exception):
         self.n = n
 
 
-def write_excluding(writer, nfs: pl.Series, attempt: Callable[[pl.Series], T]) -> Outcome[T]:
+def write_excluding(writer, nfs: pl.Series | Callable[[], pl.Series], attempt: Callable[[pl.Series], T]) -> Outcome[T]:
     """`attempt(NO_NFS)`; on a row-specific refusal, find the refused NFs and `attempt(them)`.
 
-    `nfs`: every NF the run writes for (sorted, unique). `attempt(exclude)` must write the run's
-    parts without the NFs in `exclude` and may be called several times in one transaction.
+    `nfs`: every NF the run writes for (sorted, unique), or a function that reads them — called
+    only on the failure path, so a healthy run never gathers them. `attempt(exclude)` must write
+    the run's parts without the NFs in `exclude` and may be called several times in one transaction.
     """
     try:
         return Outcome(attempt(NO_NFS), pl.DataFrame(schema=REFUSED_SCHEMA), rounds=1)
@@ -159,6 +160,8 @@ def write_excluding(writer, nfs: pl.Series, attempt: Callable[[pl.Series], T]) -
         if not is_row_specific(exc):
             raise
         err: DatabaseError = exc
+    if callable(nfs):
+        nfs = nfs()
     room = limit(nfs.len())
     log.warning("write refused (SQLSTATE %s): looking for the NFs responsible among %d", err.sqlstate, nfs.len())
     writer.rollback()
@@ -218,44 +221,43 @@ class SyncWrite:
     released: list[str] = field(default_factory=list)
 
 
-def write_sync(writer, cs, stock, now, *, with_stock: bool, job: str, run_id: str, open_nfs: pl.DataFrame,
-               lines: pl.DataFrame, scrub: Callable[[str], str] = str) -> SyncWrite:
-    """A sync's writes (`Writer.write`, then the stock stage's) with the refused NFs left out, and
-    the quarantine table brought up to date: the refused NFs recorded, the open ones this run
-    wrote released. `open_nfs`: `db.quarantine.open_frame`; `lines`: the run's lines (their moves)."""
-    nfs = cs.nfs() if stock is None else pl.concat([cs.nfs(), stock.plan.nfs()]).unique().sort()
-
-    def attempt(exclude: pl.Series):
-        part = cs.without(exclude) if exclude.len() else cs
-        stage = stock if stock is None or not exclude.len() else replace(stock, plan=stock.plan.without(exclude),
-                                                                         timings=dict(stock.timings))  # fmt: skip
-        summary = writer.write(part, now, stock=with_stock)
-        if stage is not None:
-            stage.write(writer, now)
-        return summary, stage
-
-    outcome = write_excluding(writer, nfs, attempt)
-    (summary, stage) = outcome.result
-    refused = outcome.refused
-    batch_nfs = lines.get_column("numero_nf").unique().implode()
-    released = open_nfs.filter(pl.col("numero_nf").is_in(batch_nfs) & ~pl.col("numero_nf").is_in(refused.get_column("numero_nf").implode()))
-    out = SyncWrite(summary, stage, outcome, released=released.get_column("numero_nf").to_list())
-    if refused.height or out.released:
-        moves = lines.group_by("numero_nf").agg(pl.col("odoo_move_id").drop_nulls().unique().sort().alias("moves"))
-        refused = refused.with_columns(pl.Series("message", [scrub(m) for m in refused.get_column("message").to_list()]))
-        refused = refused.join(moves, on="numero_nf", how="left").select(table.REFUSED.names())
-        out.outcome.refused = refused.drop("moves")
-        out.recorded = table.record(writer, job, run_id, now, refused, out.released,
-                                    backoff_seconds=BACKOFF_SECONDS, cap_seconds=BACKOFF_CAP_SECONDS)  # fmt: skip
+def settle(writer, run, done: Outcome) -> SyncWrite | None:
+    """After `write_excluding`: record the refused NFs and release the quarantined ones the run
+    wrote again (one statement in the run's transaction, only when there is either). `run` is the
+    pipeline's `Run`: its id, job, clock, open quarantine, parts and scrubbing."""
+    refused = done.refused
+    released = run.released(refused if refused.height else None).get_column("numero_nf").to_list()
+    out = SyncWrite(done.result, run.stock, done, released=released)
+    if refused.height == 0 and not released:
+        return out if run.open_quarantine is not None and run.open_quarantine.height else None
+    settings = run.settings
+    moves = _moves(run, refused)
+    # A few messages (at most `limit(n)` refused NFs), each scrubbed of the run's secrets.
+    refused = refused.with_columns(pl.Series("message", [settings.scrub(m) for m in refused.get_column("message").to_list()]))
+    refused = refused.join(moves, on="numero_nf", how="left").select(table.REFUSED.names())
+    out.outcome.refused = refused.drop("moves")
+    out.recorded = table.record(writer, settings.job, run.id, run.now, refused, released,
+                                backoff_seconds=BACKOFF_SECONDS, cap_seconds=BACKOFF_CAP_SECONDS)  # fmt: skip
     return out
 
 
-def with_due_moves(source: Source, batch: RawBatch, open_nfs, manifest: dict) -> RawBatch:
-    """The batch plus the moves of the quarantined NFs due for a retry it does not hold (DESIGN §12)."""
+def _moves(run, refused: pl.DataFrame) -> pl.DataFrame:
+    """The Odoo moves of the refused NFs, from the lines the run read (new lines and rejected ones),
+    so a later run can fetch them again by id once the cursor has moved past them."""
+    frames = [pl.DataFrame(schema={"numero_nf": pl.String, "odoo_move_id": pl.Int64})]
+    if run.imported is not None:
+        frames += [run.imported.part(p, ["numero_nf", "odoo_move_id"]).join(refused.select("numero_nf"), on="numero_nf", how="semi")
+                   for p in ("inserts", "rejected")]
+    return pl.concat(frames).group_by("numero_nf").agg(pl.col("odoo_move_id").drop_nulls().unique().sort().alias("moves"))
+
+
+def with_due_moves(source: Source, batch: RawBatch, open_nfs, retry: dict) -> RawBatch:
+    """The batch plus the moves of the quarantined NFs due for a retry it does not hold (DESIGN §12);
+    `retry` gets the counts (`nfs` due, `moves_fetched`)."""
     due = open_nfs.filter(pl.col("due")).explode("moves").get_column("moves").drop_nulls().unique()
     held = batch.frames["account.move.line"].get_column("move_id").unique().implode()
     wanted = due.filter(~due.is_in(held)).sort().to_list()
-    manifest["quarantine_retry"] = {"nfs": open_nfs.filter(pl.col("due")).height, "moves_fetched": len(wanted)}
+    retry.update(nfs=open_nfs.filter(pl.col("due")).height, moves_fetched=len(wanted))
     if not wanted or not hasattr(source, "extract_moves"):
         return batch
     log.info("extract: %d moves of quarantined NFs due for a retry, by id", len(wanted))
@@ -269,11 +271,6 @@ def report(manifest: dict, run_dir: Path, done, open_nfs, now) -> None:
     manifest["quarantined_nfs"] = refused.get_column("numero_nf").to_list()
     if refused.height:  # also in the run record (`sync_runs.counts`); a healthy run's counts stay as they were
         manifest.setdefault("counts", {})["quarantined_nfs"] = refused.height
-        gone = refused.get_column("numero_nf").implode()
-        manifest["downstream"] = {  # the modules that follow learn only of NFs that were written
-            k: v if k == "cnpjs_touched" else pl.Series(v, dtype=pl.String).filter(~pl.Series(v, dtype=pl.String).is_in(gone)).to_list()
-            for k, v in (manifest.get("downstream") or {}).items()
-        }  # fmt: skip
     manifest["released_nfs"] = list(done.released)
     still_open = open_nfs.filter(~pl.col("numero_nf").is_in(pl.Series(done.released, dtype=pl.String).implode()))
     newly = refused.join(open_nfs.select("numero_nf"), on="numero_nf", how="anti").height

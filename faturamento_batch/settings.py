@@ -70,6 +70,8 @@ class Settings:
     stock_nfs: tuple[str, ...] = ()
     # Business rules (DESIGN §10): `config.load_rules` — file < environment < flags.
     rules: Rules = field(default_factory=Rules)
+    # Downstream events (DESIGN §11): fully acked events older than this are deleted by the runs.
+    events_retention_days: float = 7.0
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -132,6 +134,11 @@ def env_settings(**overrides) -> Settings:
         values["state_dir"] = Path(env["FATURAMENTO_STATE_DIR"])
     if env.get("FATURAMENTO_METRICS_FILE"):
         values["metrics_file"] = Path(env["FATURAMENTO_METRICS_FILE"])
+    if env.get("FATURAMENTO_EVENTS_RETENTION_DAYS"):
+        try:
+            values["events_retention_days"] = float(env["FATURAMENTO_EVENTS_RETENTION_DAYS"])
+        except ValueError:
+            raise ConfigError("`FATURAMENTO_EVENTS_RETENTION_DAYS` must be a number of days") from None
     values.update({k: v for k, v in overrides.items() if v is not None})
     if "rules" not in values:  # the caller gave none: the file and environment still apply
         values["rules"] = load_rules()
@@ -144,6 +151,8 @@ def env_settings(**overrides) -> Settings:
         raise ConfigError("`--write-retries` must be 0 or more")
     if settings.chunk_size < 0:
         raise ConfigError("`--chunk-size` must be a number of lines (0 = the whole full run in one piece)")
+    if settings.events_retention_days < 0:
+        raise ConfigError("the events' retention must be 0 or more days")
     if settings.page_size < 1:
         raise ConfigError("`--page-size` must be a positive number of lines")
     return settings

@@ -46,6 +46,15 @@ def quarantine_line(m: dict) -> str:
     )  # fmt: skip
 
 
+def events_line(e: dict, written: bool) -> str:
+    """One line for the downstream events (DESIGN §11): per kind, and the consumers' backlog."""
+    kinds = " · ".join(f"{k} {n:,}" for k, n in (e.get("kinds") or {}).items() if n) or "none"
+    consumers = e.get("consumers") or {}
+    backlog = ", ".join(f"{name} {b.get('pending', 0):,} pending" for name, b in sorted(consumers.items()))
+    return (f"  events{'' if written else ' (not written)'}: {kinds}"
+            + (f" · consumers: {backlog}" if backlog else ""))  # fmt: skip
+
+
 def summary_text(m: dict, run_dir: Path | str) -> str:
     """A short human summary of the run whose manifest is `m` and artifacts are in `run_dir`."""
     c = m.get("counts", {})
@@ -62,6 +71,8 @@ def summary_text(m: dict, run_dir: Path | str) -> str:
         lines.append(stock_line(m["stock"]))
     if m.get("quarantined_nfs") or m.get("released_nfs") or (m.get("quarantine") or {}).get("open"):
         lines.append(quarantine_line(m))
+    if m.get("events"):
+        lines.append(events_line(m["events"], written=m["status"] == "success"))
     if m["status"] == "success":
         lines.append(
             "  nothing changed" if not m.get("rows_to_write") else f"  rows written: {json.dumps(m.get('written', {}))}"

@@ -3,6 +3,7 @@
     loading   find runs (`resolve_run_dir`, `run_dirs`) and load one (`load_run` → `Run`)
     shaping   `Run` → small frames per section of the notebook (inserts, status, drift, …)
     stock     `Run` → small frames for the stock stage (lots, NFs without a lot, justifications)
+    events    `Run` → the downstream events: by kind, per run, consumers' lag
     charts    `show` and `bar` for the notebook
 
 `from faturamento_batch import analysis as an` gives all of them, as the notebook uses it.
@@ -11,6 +12,11 @@
 from .charts import (
     bar,
     show,
+)
+from .events import (
+    consumer_lag,
+    events_by_kind,
+    events_per_run,
 )
 from .loading import (
     CASCADE_COLUMNS,
@@ -81,10 +87,13 @@ __all__ = [
     "cascade_totals",
     "compare_counts",
     "compare_timings",
+    "consumer_lag",
     "divergences_by_product",
     "drift_deltas",
     "drift_fields",
     "drift_totals",
+    "events_by_kind",
+    "events_per_run",
     "inconsistency_actions",
     "inserts_by_day",
     "inserts_by_uf",

@@ -5,6 +5,7 @@
     check     `check`: the read-only preflight before the switch (DESIGN §10)
     quarantine `quarantine list | retry | drop`: the NFs the runs left out (DESIGN §12)
     demo      `demo`: replay server + a full sync, then the next day incrementally
+    events    `events consumers|claim|ack|list`: the downstream events' consumers
 """
 
 from __future__ import annotations
@@ -148,4 +149,8 @@ def dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return cmd_replay(args)
     if args.command == "demo":
         return cmd_demo(settings)
+    if args.command == "events":
+        from .events import cmd_events
+
+        return cmd_events(args, settings)
     raise ConfigError(f"unknown command `{args.command}`")

@@ -28,6 +28,10 @@ IMPORT_GRANTS: dict[str, tuple[str, ...]] = {
     "sync_state": ("SELECT", "INSERT", "UPDATE"),
     "sync_runs": ("SELECT", "INSERT"),
     "sync_quarantine": ("SELECT", "INSERT", "UPDATE"),  # DESIGN §12
+    # Downstream events (DESIGN §11): written, fanned out to the consumers, and retained.
+    "sync_events": ("SELECT", "INSERT", "DELETE"),
+    "sync_event_deliveries": ("SELECT", "INSERT", "DELETE"),
+    "sync_event_consumers": ("SELECT",),
 }
 # The stock stage (DESIGN §9), added on top unless it is left out (`--no-stock`). Its tables
 # may not exist yet in a database without the stock module: those are skipped, not refused.

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -298,6 +299,54 @@ sync_quarantine = Table(
     Column("odoo_move_ids", JSON().with_variant(postgresql.JSONB(), "postgresql")),
 )
 
+# Downstream events (DESIGN §11): a transactional outbox the run writes in its own transaction.
+# The id is an identity (no sequence grant to give the job); the job's runs are serialized by
+# its advisory lock, so ids grow in commit order per job — but delivery never relies on that:
+# each event gets one `sync_event_deliveries` row per consumer registered when it was written,
+# in the same statement, so a consumer sees every committed event whatever its id.
+sync_events = Table(
+    "sync_events",
+    metadata,
+    Column("id", BigInteger, Identity(always=False), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("job", String(100), nullable=False),
+    Column("created_at", DateTime, nullable=False),  # the run's timestamp
+    Column("numero_nf", String(20), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("origem", String(50)),
+    Column("cnpj_cliente", String(20)),
+    Column("payload", JSON().with_variant(postgresql.JSONB(), "postgresql")),
+    Index("ix_sync_events_run", "run_id"),
+    Index("ix_sync_events_created", "created_at", "id"),
+)
+
+sync_event_consumers = Table(
+    "sync_event_consumers",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("registered_at", DateTime, nullable=False, server_default=func.localtimestamp()),
+    # The highest event id committed at registration: the consumer sees only later events.
+    Column("registered_after_id", BigInteger, nullable=False),
+)
+
+# One row per (consumer, event) still to deliver or delivered: claimed_until is the lease of a
+# claim-then-process-elsewhere client; acked_at is set by the ack, in the consumer's transaction.
+sync_event_deliveries = Table(
+    "sync_event_deliveries",
+    metadata,
+    Column("consumer", String(100), ForeignKey("sync_event_consumers.name", ondelete="CASCADE"), primary_key=True),
+    Column("event_id", BigInteger, primary_key=True),
+    Column("numero_nf", String(20), nullable=False),  # per-NF order without a join
+    Column("claimed_until", DateTime),
+    Column("claims", Integer, nullable=False, server_default=text("0")),
+    Column("acked_at", DateTime),
+    # The queue: only what is still to deliver is indexed, so acked history costs nothing.
+    Index("ix_sync_event_deliveries_pending", "consumer", "event_id", postgresql_where=text("acked_at IS NULL")),
+    Index("ix_sync_event_deliveries_pending_nf", "consumer", "numero_nf", "event_id",
+          postgresql_where=text("acked_at IS NULL")),
+    Index("ix_sync_event_deliveries_event", "event_id"),
+)
+
 LOGISTICS_TABLES = (
     faturamento_produto,
     relatorio_faturamento_importado,
@@ -314,7 +363,8 @@ STOCK_TABLES = (inconsistencia_faturamento, faturamento_parcial_justificativa)
 # The job's own tables: `init-db` creates these on a database that already holds the logistics
 # tables (DESIGN §10), never a logistics table the application does not have (it may have
 # dropped it). Events and quarantine tables join this list.
-JOB_TABLES = (sync_state, sync_runs, sync_quarantine)
+EVENT_TABLES = (sync_events, sync_event_consumers, sync_event_deliveries)
+JOB_TABLES = (sync_state, sync_runs, sync_quarantine, *EVENT_TABLES)
 
 
 def create_table_sql(table: Table) -> str:

@@ -96,6 +96,12 @@ class Imported:
         """schemas.NF_LIST: the NFs the run cancels (the cascade's input)."""
         return self.part("cancellations").select("numero_nf").unique().sort("numero_nf")
 
+    def balance_nfs(self) -> pl.DataFrame:
+        """schemas.NF_LIST: the NFs whose orders get their balance recomputed (§10) besides the
+        cancelled ones: those with new lines or a status change."""
+        found = [self.part(p, ["numero_nf"]) for p in ("inserts", "status_changes")]
+        return pl.concat(found).unique().sort("numero_nf")
+
     def part(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
         return pl.read_parquet(self.parts[name].file, columns=columns)
 

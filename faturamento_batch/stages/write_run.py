@@ -11,7 +11,9 @@ no rows sends nothing):
      of Arrow batches read from the `inserts` spill
   2. new products: staged (COPY) + INSERT … ON CONFLICT DO NOTHING
   3. status/drift changes: staged (COPY) + UPDATE … FROM
-  4. the cancellation cascade: one statement for every cancelled NF
+  4. the cancellation cascade: one statement for every cancelled NF (sparing reversed NFs,
+     with the deliveries where that table exists), then the order balance
+     (`carteira_principal`, where it exists) of every order the run touched
   5. consolidation: staged (COPY) + INSERT … ON CONFLICT DO UPDATE
   6. the stock stage's writes (`db.write_stock`), last of the data, so the
      logistics application's rows stay locked only until the commit
@@ -40,12 +42,16 @@ from ..db.write import (
     _UPDATE_LINES,
     _UPSERT_CONSOLIDATION,
     ACTOR,
-    ERRO_NF_CANCELADA,
     Writer,
-    cascade_sql,
+    cancel_and_rebalance,
     to_arrow,
 )
+from ..db.write import WriteSummary as LegacySummary
+from ..db import events as db_events
+from ..db.events import EventsWritten
 from ..db.write_stock import StockWriteSummary
+from ..errors import ConfigError, DatabaseError
+from ..settings import Settings
 from ..db.write_stream import Spill, ingest_stream
 from ..schemas import LINE_VALUES
 from .import_stage import Imported
@@ -61,6 +67,10 @@ class RunParts(Protocol):
     imported: Imported | None  # None: no import stage (`stock`)
     stock: StockStage | None  # None: the stage is off (`--no-stock`)
     stock_module: bool  # the database has the stock module's tables (the cascade closes inconsistencies)
+    settings: Settings
+
+    def events_to_write(self, exclude: pl.DataFrame | None) -> pl.DataFrame | None:
+        """The run's events without `exclude`'s NFs, with the quarantine's own (None: no events)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class WriteSummary:
     rows: dict[str, int] = field(default_factory=dict)
     cascade: pl.DataFrame | None = None  # tabela, numero_nf, linhas
     stock: StockWriteSummary | None = None
+    events: EventsWritten | None = None
 
 
 def write_run(writer: Writer, run: RunParts, exclude: pl.DataFrame | None = None) -> WriteSummary:
@@ -99,13 +110,13 @@ def write_run(writer: Writer, run: RunParts, exclude: pl.DataFrame | None = None
             _stage(writer, "_fb_changes", staged["changes"], exclude)
             writer.execute(_UPDATE_LINES, (run.now, ACTOR))
             rows["faturamento_produto.update"] = writer.rowcount()
+        # The cascade, then the order balance (§10) of the orders the run inserted, changed or cancelled.
         cancelled = _without(imported.cancelled, exclude).get_column("numero_nf").to_list()
-        if cancelled:
-            log.info("write: cancellation cascade for %d NFs", len(cancelled))
-            writer.execute(cascade_sql(run.stock_module), (cancelled, run.now, ACTOR, ERRO_NF_CANCELADA))
-            cascade = pl.from_arrow(writer.cur.fetch_arrow_table()).cast({"linhas": pl.Int64})  # type: ignore[union-attr]
-            per_table = cascade.group_by("tabela").agg(pl.col("linhas").sum())
-            rows.update(zip((per_table["tabela"] + ".cancel").to_list(), per_table["linhas"].to_list()))
+        balance = _without(imported.balance_nfs(), exclude).get_column("numero_nf").to_list()
+        done = LegacySummary()
+        cancel_and_rebalance(writer, done, cancelled, balance, run.now, stock=run.settings.stock)
+        rows.update(done.rows)
+        cascade = done.cascade
         if staged["consolidation"].rows:
             _stage(writer, "_fb_consolidation", staged["consolidation"], exclude)
             writer.execute(_UPSERT_CONSOLIDATION, (run.now, ACTOR))
@@ -113,14 +124,24 @@ def write_run(writer: Writer, run: RunParts, exclude: pl.DataFrame | None = None
     stock = None
     if run.stock is not None:
         stock = run.stock.write(writer, run.now, exclude, lines_at_insert=sum(lines_at_insert))
-    write_events(writer, run, exclude)
-    return WriteSummary(rows, cascade, stock)
+    events = write_events(writer, run, exclude)
+    return WriteSummary(rows, cascade, stock, events)
 
 
-def write_events(writer: Writer, run: RunParts, exclude: pl.DataFrame | None) -> None:
-    """The downstream events of the run (DESIGN §11), in the run's transaction: one set-based
-    statement, added by the events work. Until then the NFs are in the `downstream` part."""
-    return None
+def write_events(writer: Writer, run: RunParts, exclude: pl.DataFrame | None) -> EventsWritten | None:
+    """The downstream events of the run (DESIGN §11), in the run's transaction, after the stock
+    stage's writes: one staged COPY and one set-based statement (insert, fan-out to the
+    consumers, retention, NOTIFY at commit)."""
+    events = run.events_to_write(exclude)
+    if events is None:
+        return None
+    try:
+        return db_events.write_events(writer, events, run.now, run.settings.events_retention_days)
+    except DatabaseError as exc:
+        if "sync_event" in str(exc) and "does not exist" in str(exc):
+            raise ConfigError("the database has no events tables (`sync_events`, `sync_event_consumers`, "
+                              "`sync_event_deliveries`): run `faturamento-batch init-db` (it adds only what is missing)") from exc
+        raise
 
 
 def insert_rows(inserts: pl.DataFrame, now: datetime) -> pl.DataFrame:
