@@ -75,11 +75,7 @@ class ChangeSet:
         still = parts["inserts"].select("cod_produto").unique()
         dropped = self.inserts.filter(gone).select("cod_produto").unique().join(still, on="cod_produto", how="anti")
         parts["new_products"] = self.new_products.join(dropped, on="cod_produto", how="anti")
-        downstream = {
-            k: v if k == "cnpjs_touched" else pl.Series(v, dtype=pl.String).filter(~pl.Series(v, dtype=pl.String).is_in(out.implode())).to_list()
-            for k, v in self.downstream.items()
-        }  # fmt: skip
-        return ChangeSet(**parts, apply_drift=self.apply_drift, downstream=downstream)
+        return ChangeSet(**parts, apply_drift=self.apply_drift)  # `downstream` is a part: filtered too
 
     @property
     def writes(self) -> int:

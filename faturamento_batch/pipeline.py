@@ -177,6 +177,8 @@ class Run:
     def record(self) -> RunRecord:
         """The `sync_runs` row: the ChangeSet's counts, and the stock stage's under `stock`."""
         counts = self.counts()
+        if self.refused is not None and self.refused.outcome.refused.height:  # a healthy run's counts stay as they were
+            counts["quarantined_nfs"] = self.refused.outcome.refused.height
         if self.stock is not None:
             section = self.stock.manifest()
             counts["stock"] = {k: v for k, v in section.items() if isinstance(v, (int, dict)) and k != "seconds"}
@@ -365,6 +367,9 @@ def _attempt(run: Run, writer: Writer, url, extraction) -> None:
             writer, run.nfs, lambda ex: write_run(writer, run, ex.to_frame() if ex.len() else None)  # type: ignore[arg-type]
         )
         run.written, run.refused = done.result, quarantine.settle(writer, run, done)
+        refused = run.refused.outcome.refused
+        if refused.height or run.refused.released:  # the events part as it commits: the quarantine's own in, its NFs out
+            run.parts.update(artifacts.write_parts(run.dir, {"events": run.events_to_write(refused if refused.height else None)}))
         if run.written.cascade is not None:
             run.parts.update(artifacts.write_parts(run.dir, {"cascade": run.written.cascade}))
         writer.finish(run.record())

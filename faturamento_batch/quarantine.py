@@ -221,7 +221,7 @@ class SyncWrite:
     released: list[str] = field(default_factory=list)
 
 
-def settle(writer, run, done: Outcome) -> SyncWrite | None:
+def settle(writer, run, done: Outcome) -> SyncWrite:
     """After `write_excluding`: record the refused NFs and release the quarantined ones the run
     wrote again (one statement in the run's transaction, only when there is either). `run` is the
     pipeline's `Run`: its id, job, clock, open quarantine, parts and scrubbing."""
@@ -229,7 +229,7 @@ def settle(writer, run, done: Outcome) -> SyncWrite | None:
     released = run.released(refused if refused.height else None).get_column("numero_nf").to_list()
     out = SyncWrite(done.result, run.stock, done, released=released)
     if refused.height == 0 and not released:
-        return out if run.open_quarantine is not None and run.open_quarantine.height else None
+        return out
     settings = run.settings
     moves = _moves(run, refused)
     # A few messages (at most `limit(n)` refused NFs), each scrubbed of the run's secrets.
@@ -242,13 +242,14 @@ def settle(writer, run, done: Outcome) -> SyncWrite | None:
 
 
 def _moves(run, refused: pl.DataFrame) -> pl.DataFrame:
-    """The Odoo moves of the refused NFs, from the lines the run read (new lines and rejected ones),
+    """The Odoo moves of the refused NFs, from the lines the run read (the import's `moves` spill),
     so a later run can fetch them again by id once the cursor has moved past them."""
     frames = [pl.DataFrame(schema={"numero_nf": pl.String, "odoo_move_id": pl.Int64})]
-    if run.imported is not None:
-        frames += [run.imported.part(p, ["numero_nf", "odoo_move_id"]).join(refused.select("numero_nf"), on="numero_nf", how="semi")
-                   for p in ("inserts", "rejected")]
-    return pl.concat(frames).group_by("numero_nf").agg(pl.col("odoo_move_id").drop_nulls().unique().sort().alias("moves"))
+    spill = run.imported.staged.get("moves") if run.imported is not None else None
+    if spill is not None and spill.rows:
+        spill.close()
+        frames.append(pl.scan_parquet(spill.file).join(refused.lazy().select("numero_nf"), on="numero_nf", how="semi").collect())
+    return pl.concat(frames, how="vertical_relaxed").group_by("numero_nf").agg(pl.col("odoo_move_id").drop_nulls().unique().sort().alias("moves"))
 
 
 def with_due_moves(source: Source, batch: RawBatch, open_nfs, retry: dict) -> RawBatch:

@@ -15,10 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from faturamento_batch import quarantine
-from faturamento_batch.artifacts import read_manifest
+from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
 from faturamento_batch.db.connection import adbc_connect
 from faturamento_batch.replay import ReplayServer
@@ -109,7 +110,10 @@ def test_one_nf_a_trigger_refuses_among_10000_is_quarantined_and_the_rest_commit
     assert row["attempts"] == 1 and row["run_id"] == m["run_id"] and json.loads(row["odoo_move_ids"]) == [4_321]
     assert (row["next_try"] - row["first_seen"]).total_seconds() == quarantine.BACKOFF_SECONDS
     assert m["status"] == "success" and m["quarantined_nfs"] == [BAD]
-    assert BAD not in m["downstream"]["nfs_inserted"] and len(m["downstream"]["nfs_inserted"]) == N - 1
+    events = read_part(tmp_path / "runs" / m["run_id"], "events")
+    inserted = events.filter(pl.col("kind") == "nf_inserted").get_column("numero_nf")
+    assert m["events"]["kinds"]["nf_inserted"] == N - 1 and inserted.len() == N - 1 and BAD not in inserted.to_list()
+    assert events.filter(pl.col("kind") == "nf_quarantined").get_column("numero_nf").to_list() == [BAD]
     q = m["quarantine"]
     assert q["open"] == 1 and q["named_by_error"] == 0 and q["quarantined"] == 1
     # §12's bound: about k·log2(n) probes (at most two per level), each one attempt plus its rollback.
@@ -355,7 +359,8 @@ def test_changeset_and_stock_plan_without_nfs(small):
     rest = cs.without(gone)
     assert cs.nfs().len() == 300 and rest.nfs().len() == 298 and not rest.nfs().is_in(gone).any()
     assert rest.inserts.height == cs.inserts.height - 4 and rest.consolidation.height == 298
-    assert "100001" not in rest.downstream["nfs_inserted"] and len(rest.downstream["nfs_inserted"]) == 298
+    inserted = rest.downstream.filter(pl.col("kind") == "nfs_inserted").get_column("numero_nf")
+    assert "100001" not in inserted.to_list() and inserted.n_unique() == 298
     # Products used by other NFs' lines stay new; the ChangeSet itself is unchanged.
     assert rest.new_products.height == cs.new_products.height and cs.inserts.height == 600
     assert cs.without([]) is cs

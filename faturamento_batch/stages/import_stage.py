@@ -47,6 +47,8 @@ _DONE = object()
 PARTS = ("inserts", "status_changes", "drift", "cancellations", "reactivations", "new_products",
          "consolidation", "orphans", "rejected", "downstream")  # fmt: skip
 STAGED = ("changes", "new_products", "consolidation")
+# Beside the staged writes: each NF's Odoo moves, for the quarantine's retries by move id (§12).
+SIDE = ("moves",)
 DOWNSTREAM_KINDS = ("nfs_inserted", "nfs_changed", "nfs_to_reprocess")
 
 
@@ -132,7 +134,7 @@ class _Chunks:
         self.state, self.several, self.full, self.apply_drift, self.tmp = state, several, full, apply_drift, tmp
         run_dir.mkdir(parents=True, exist_ok=True)
         self.parts = {p: Spill(run_dir / f"{p}.parquet") for p in PARTS}
-        self.staged = {p: Spill(tmp / f"staged-{p}.parquet") for p in STAGED}
+        self.staged = {p: Spill(tmp / f"staged-{p}.parquet") for p in (*STAGED, *SIDE)}
         self.products = state.products.select("cod_produto") if state is not None else None
         self.counts: dict[str, int] = dict.fromkeys(PARTS, 0)
         self.reasons: dict[str, int] = {}
@@ -175,6 +177,8 @@ class _Chunks:
         t = time.perf_counter()
         cs = compute_changeset(lines, existing, self.products, consolidation, full=self.full,
                                apply_drift=self.apply_drift, rejected=rejected)  # fmt: skip
+        self.staged["moves"].append(pl.concat([lines.select("numero_nf", "odoo_move_id"),
+                                               rejected.select("numero_nf", "odoo_move_id")]).unique())  # fmt: skip
         self.timings["diff"] += time.perf_counter() - t
         return cs
 
