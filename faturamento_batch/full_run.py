@@ -36,8 +36,10 @@ from .db.write_stream import Spill, arrow_schema, ingest_stream, write_staged
 from .diff import ChangeSet, compute_changeset
 from .errors import RejectRatioExceeded
 from .odoo.chunks import ChunkedExtraction, one_chunk
+from .odoo.fields import LINE as ODOO_LINE
 from .odoo.source import Source
 from .schemas import CONSOLIDATION, KEY, LINE, LINE_VALUES, NEW_PRODUCT, REJECTED, STATUS_CHANGE, STOCK_NF_LINE
+from .progress import Progress
 from .settings import Settings
 from .transform import TransformResult, nfs_on_several_moves, transform
 
@@ -302,6 +304,7 @@ def run_full(settings: Settings, source: Source, writer: Writer, now: datetime, 
     """
     started = time.perf_counter()
     extraction = extraction_of(source, settings.chunk_size)
+    extraction.chunks = Progress.start(extraction.n_chunks, extraction.total_lines).track(extraction.chunks, lambda b: b.frames[ODOO_LINE].height)
     several = nfs_on_several_moves(extraction.moves_index)
     extraction.moves_index = extraction.moves_index.clear()  # keys no longer needed
     plan_seconds = time.perf_counter() - started

@@ -171,4 +171,5 @@ class DatasetSource:
             finally:
                 tmp.cleanup()
 
-        return ChunkedExtraction(moves_index, chunks(), len(ranges), stats)
+        total = int(move_lines.get_column("lines").sum())
+        return ChunkedExtraction(moves_index, chunks(), len(ranges), stats, total_lines=total)
