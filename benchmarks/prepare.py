@@ -59,13 +59,12 @@ from faturamento_batch.settings import Settings
 from faturamento_batch.transform import transform
 
 from . import pg
-from .frames import MemorySource, audit_columns, save_raw, to_arrow
+from .frames import SINCE, MemorySource, audit_columns, save_raw, to_arrow
 
 log = logging.getLogger("benchmarks")
 
 VERSION = 3  # bump when what is prepared changes: old inputs are then rebuilt
 LINES_PER_RECORD = 0.641  # invoice lines per generated account.move.line record (measured)
-SINCE = datetime(2000, 1, 1)  # incremental runs: every record of the batch is inside the window
 EMPTY_TEMPLATE = "bench_tmpl_empty"
 NEW_SHARE = 0.01
 CANCEL_SHARE = 0.005

@@ -10,11 +10,12 @@ from ..dsn import ConnInfo
 from ..errors import ConfigError, database_error
 from ..settings import redact
 from .connection import adbc_connect, describe
-from .schema import ddl_statements
 
 
 def init_db(url: str | ConnInfo) -> int:
     """Run the guarded DDL in one transaction; returns the number of DDL statements sent."""
+    from .schema import ddl_statements  # SQLAlchemy (~30 MB) only when DDL runs, never for a plain sync
+
     statements = ddl_statements()
     conn = adbc_connect(url)
     try:

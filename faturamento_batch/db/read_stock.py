@@ -30,7 +30,10 @@ from ..schemas import (
 )
 from ..errors import ConfigError, DatabaseError
 from .read import read_frame, text_list_sql
-from .schema import STOCK_TABLES
+
+# The stock module's tables (`schema.STOCK_TABLES`, by name: a sync does not import SQLAlchemy;
+# tests/test_schemas.py checks the two agree).
+STOCK_TABLE_NAMES = ("inconsistencia_faturamento", "faturamento_parcial_justificativa")
 
 WHAT = "the stock state"
 
@@ -56,7 +59,7 @@ _CATCH_UP = """SELECT f.numero_nf FROM faturamento_produto f
 
 # Costs nothing (a one-time false filter), but names the stock module's tables, so a
 # database without them fails at the stage's first read, whatever the run holds.
-_MODULE_PRESENT = " AND ".join(f"NOT EXISTS (SELECT FROM {t.name} WHERE false)" for t in STOCK_TABLES)
+_MODULE_PRESENT = " AND ".join(f"NOT EXISTS (SELECT FROM {t} WHERE false)" for t in STOCK_TABLE_NAMES)
 _LINE_COLUMNS = ", ".join(f"f.{c}" for c in STOCK_NF_LINE.names())  # names from our own schema
 
 # Lots of the run's orders: every lot the stage can choose is the lot of one of their items.
@@ -149,7 +152,7 @@ def read_candidate_lines(
     try:
         lines = read_frame(url, query, WHAT, schema=STOCK_NF_LINE)
     except DatabaseError as exc:
-        missing = [t.name for t in STOCK_TABLES if f'"{t.name}" does not exist' in str(exc)]
+        missing = [t for t in STOCK_TABLE_NAMES if f'"{t}" does not exist' in str(exc)]
         if not missing:
             raise
         raise ConfigError(
