@@ -29,9 +29,12 @@ TARGET = 1.3
 
 
 def _dataset(work: Path, lines: int, seed: int) -> Path:
-    path = work / "data" / f"dataset-{lines}-seed{seed}"
+    """A generated dataset of about `lines` invoice lines (the sizes of the other scenarios)."""
+    from .prepare import records_for
+
+    path = work / "data" / f"dataset-{lines}-s{seed}"
     if not (path / "meta.json").exists():
-        _cli("generate", str(path), "--lines", str(lines), "--seed", str(seed))
+        _cli("generate", str(path), "--lines", str(records_for(lines)), "--seed", str(seed))
     return path
 
 
@@ -65,7 +68,8 @@ def measure(work: Path, lines: int, seed: int, stock: bool, chunk_size: int | No
         rows = pg.query_one(url, "SELECT count(*) FROM faturamento_produto")
     finally:
         pg.drop(admin, name)
-    return {"lines": lines, "stock": stock, "seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1), "rows": int(rows)}
+    return {"lines": lines, "stock": stock, "seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1), "rows": int(rows),
+            "dataset_mb": round(sum(f.stat().st_size for f in dataset.iterdir()) / 2**20, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lines", default="100000,300000", help="two dataset sizes, comma-separated")
     p.add_argument("--no-stock", action="store_true")
     p.add_argument("--chunk-size", type=int)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", type=Path, default=REPO / ".bench")
     args = p.parse_args(argv)
     sizes = [int(x) for x in args.lines.split(",")]
