@@ -4,6 +4,12 @@ The same domain as the wire client asks Odoo for, evaluated with Polars: line
 type and move state through the move, product lines only, and — for an
 incremental window — lines whose own or whose move's write_date is in the
 window, widened to every in-domain line of those moves.
+
+The files are never parsed whole (a dataset may hold millions of lines): they
+are read a block of records at a time (`json_blocks`) into Parquet parts in a
+temporary directory, and the domain, the window and the chunks are lazy Polars
+queries over those parts, so a full run from a dataset is as bounded as one
+from Odoo (DESIGN §8). The format itself (DESIGN §3) is unchanged.
 """
 
 from __future__ import annotations
