@@ -14,7 +14,7 @@ from pathlib import Path
 from faturamento_batch.odoo.extract import OdooSource
 from faturamento_batch.settings import DEFAULT_CHUNK_SIZE, Settings
 
-from .prepare import SINCE
+from .frames import SINCE
 
 
 def prepare(spec: dict) -> None:

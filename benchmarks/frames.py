@@ -12,6 +12,11 @@ from faturamento_batch.odoo.chunks import ChunkedExtraction, plan_ranges
 from faturamento_batch.odoo.fields import LINE, MODELS, MOVE, RELATED_IDS_FROM
 from faturamento_batch.odoo.source import ExtractStats, RawBatch, max_write_date
 
+# Incremental runs: every record of the batch is inside the window. Here, not in `prepare`, so a
+# worker imports only what `sync` imports (prepare pulls the generator, NumPy and SQLAlchemy,
+# which would inflate the peak RSS measured for our run).
+SINCE = datetime(2000, 1, 1)
+
 
 def save_raw(frames: dict[str, pl.DataFrame], directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
@@ -93,7 +98,6 @@ def extract_lines(spec: dict) -> tuple[pl.DataFrame, int]:
     from faturamento_batch.settings import Settings
     from faturamento_batch.transform import transform
 
-    from .prepare import SINCE
 
     odoo = spec["odoo"]
     settings = Settings(odoo_url=odoo["url"], odoo_db=odoo["db"], odoo_user=odoo["login"],

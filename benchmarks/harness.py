@@ -40,7 +40,16 @@ SIZES = {
     "full": {"full": [100_000, 1_000_000], "incremental": [(500_000, 20_000), (5_000_000, 20_000)], "repeat": 3},
     # the memory bound: a run three times the 1M one must peak at (about) the same RSS
     "3m": {"full": [3_000_000], "incremental": [], "repeat": 1},
+    # issue 20: every scenario its targets need, in one report (BENCHMARKS.md): stage on/off at
+    # 100k/1M/3M, incremental on 500k/5M, and a full run from a dataset directory at 100k and 300k
+    "issue20": {"full": [100_000, 1_000_000, 3_000_000], "incremental": [(500_000, 20_000), (5_000_000, 20_000)],
+                "dataset": (100_000, 300_000), "repeat": 1},
+    # the harness itself, quickly: every kind of scenario at the smallest size the targets read
+    "check": {"full": [100_000], "incremental": [(50_000, 5_000)], "dataset": (100_000, 300_000), "repeat": 1},
 }
+# Above these sizes (invoice lines of a full run) a contender is left out: the re-implemented old
+# job needs ~11 min per 1M lines and mode, and its figure there says nothing new.
+MAX_FULL_LINES = {"old": 1_000_000}
 CONTENDERS = ("ours", "ours_nostock", "old", "dlt", "sling", "floor", "extract")
 E2E_CONTENDERS = CONTENDERS  # dlt, sling and the floor get their rows from our extraction + transform end-to-end
 DB_CONTENDERS = tuple(c for c in CONTENDERS if c != "extract")  # the extraction alone has no DB-side
@@ -51,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--sizes", choices=tuple(SIZES), default="small")
     p.add_argument("--repeat", type=int, help="runs per figure (default: 1 for small, 3 for full)")
-    p.add_argument("--only", choices=("full", "incremental"), help="only one kind of scenario")
+    p.add_argument("--only", choices=("full", "incremental", "dataset"), help="only one kind of scenario")
     p.add_argument("--out", type=Path, help="write the report (markdown) to this file, e.g. BENCHMARKS.md")
     p.add_argument("--work-dir", type=Path, default=REPO / ".bench",
                    help="datasets, the embedded server's data directory, logs and raw results (default .bench/)")  # fmt: skip
@@ -134,8 +143,7 @@ def check_state(url: str, contender: str) -> dict:
     """What the database holds after the run: the same numbers for every contender that did the job."""
     if contender == "extract":
         return {"lines": 0, "cancelled_lines": 0}
-    table = '"dlt_faturamento"."faturamento_produto"' if contender == "dlt" else "faturamento_produto"
-    rows, cancelled = pg.query(url, f"SELECT count(*), count(*) FILTER (WHERE status_nf = 'Cancelado') FROM {table}")[0]
+    rows, cancelled = pg.query(url, "SELECT count(*), count(*) FILTER (WHERE status_nf = 'Cancelado') FROM faturamento_produto")[0]
     out = {"lines": int(rows), "cancelled_lines": int(cancelled)}
     if contender in ("ours", "ours_nostock", "old"):
         out["consolidation_rows"], out["consolidation_inactive"] = map(int, pg.query(
@@ -199,8 +207,10 @@ def measure(args, admin: str, prepared: Prepared, contender: str, mode: str, rep
 
 
 def run_scenario(args, admin: str, prepared: Prepared) -> dict:
-    plan = [(c, "db") for c in args.contenders if c in DB_CONTENDERS and "db" in args.modes]
-    plan += [(c, "e2e") for c in args.contenders if c in E2E_CONTENDERS and "e2e" in args.modes]
+    lines = prepared.info.get("target_lines", 0) if prepared.kind == "full" else 0
+    contenders = [c for c in args.contenders if lines <= MAX_FULL_LINES.get(c, lines)]
+    plan = [(c, "db") for c in contenders if c in DB_CONTENDERS and "db" in args.modes]
+    plan += [(c, "e2e") for c in contenders if c in E2E_CONTENDERS and "e2e" in args.modes]
     replay = None
     if any(m == "e2e" for _, m in plan):
         replay = Replay(prepared.dataset, args.work_dir / "logs" / f"{prepared.dir.name}-replay.log")
@@ -275,12 +285,20 @@ def main(argv: list[str] | None = None) -> int:
                                            args.rebuild, with_dlt="dlt" in args.contenders)  # fmt: skip
             if not args.prepare_only:
                 scenarios.append(run_scenario(args, admin, prepared))
+    dataset_runs = None
+    if sizes.get("dataset") and args.only in (None, "dataset") and not args.prepare_only:
+        from .dataset_rss import measure as measure_dataset
+
+        log.info("full runs from a dataset directory (sync --full --source), peak RSS at %s lines", sizes["dataset"])
+        dataset_runs = [measure_dataset(args.work_dir, n, args.seed, stock, args.chunk_size)
+                        for stock in (True, False) for n in sizes["dataset"]]  # fmt: skip
     if args.prepare_only:
         return 0
     report = {
         "command": command, "started_at": started.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "sizes": args.sizes, "repeat": args.repeat, "machine": machine_info(admin, args.work_dir), "scenarios": scenarios,
+        "dataset_runs": dataset_runs,
     }  # fmt: skip
     results_dir = args.work_dir / "results"
     results_dir.mkdir(exist_ok=True)

@@ -418,7 +418,7 @@ def prepare(spec: dict):
 
 
 def run(rows, spec: dict) -> dict:
-    from .prepare import SINCE
+    from .frames import SINCE
 
     engine = create_engine(sqlalchemy_url(spec["url"]))
     counter = StatementCounter(engine)

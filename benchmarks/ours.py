@@ -20,7 +20,7 @@ from faturamento_batch.pipeline import run_sync
 from faturamento_batch.settings import Settings
 
 from .frames import MemorySource, ParquetSource, load_raw
-from .prepare import SINCE
+from .frames import SINCE
 
 
 def prepare(spec: dict):

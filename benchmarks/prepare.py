@@ -23,9 +23,10 @@ Incremental scenario, a batch of B lines on a table of T lines (`prepare_increme
     bulk-loaded first, so the batch's rows sit at the end of the heap as recent rows do),
     their consolidation rows and products; stock movements, shipment items and
     picking rows point at every cancelled NF and at one NF in ten of the rest.
-    dlt keeps its own tables, so a second template ``bench_tmpl_inc_<T>_<B>_dlt``
-    holds the same T rows in the table dlt creates, plus dlt's state tables, and
-    ``dlt_pipeline/`` its local pipeline state.
+    dlt loads the same indexed faturamento_produto; a second template
+    ``bench_tmpl_inc_<T>_<B>_dlt`` is a copy of the first plus dlt's state tables
+    (from a first dlt load of rows already there), and ``dlt_pipeline/`` its local
+    pipeline state.
     batch_dataset/  the batch as an Odoo dataset: the replay server serves it, every
                     record inside the window of the incremental run
     raw/, lines.parquet  as for full runs, for the batch
@@ -59,13 +60,12 @@ from faturamento_batch.settings import Settings
 from faturamento_batch.transform import transform
 
 from . import pg
-from .frames import MemorySource, audit_columns, save_raw, to_arrow
+from .frames import SINCE, MemorySource, audit_columns, save_raw, to_arrow
 
 log = logging.getLogger("benchmarks")
 
-VERSION = 3  # bump when what is prepared changes: old inputs are then rebuilt
+VERSION = 4  # bump when what is prepared changes: old inputs are then rebuilt
 LINES_PER_RECORD = 0.641  # invoice lines per generated account.move.line record (measured)
-SINCE = datetime(2000, 1, 1)  # incremental runs: every record of the batch is inside the window
 EMPTY_TEMPLATE = "bench_tmpl_empty"
 NEW_SHARE = 0.01
 CANCEL_SHARE = 0.005
@@ -451,7 +451,7 @@ def prepare_incremental(work: Path, admin_url: str, table_rows: int, batch_rows:
         table = pl.concat([filler.select(LINE_VALUES.names()), base_lines.select(LINE_VALUES.names())])
         table.with_columns(audit_columns(PREP_TS, "legacy")).write_parquet(directory / "table_rows.parquet")
         info["dlt_template"] = dlt_template
-        info["dlt_table"] = build_dlt_template(admin_url, dlt_template, directory)
+        info["dlt_table"] = build_dlt_template(admin_url, dlt_template, template, directory)
         (directory / "table_rows.parquet").unlink()
     info["prepare_seconds"] = round(time.perf_counter() - started, 1)
     (directory / "ready.json").write_text(json.dumps(info, indent=2, default=str))
@@ -459,12 +459,12 @@ def prepare_incremental(work: Path, admin_url: str, table_rows: int, batch_rows:
     return Prepared("incremental", name, directory, info)
 
 
-def build_dlt_template(admin_url: str, name: str, directory: Path) -> dict:
-    """dlt's own tables holding the same rows: a first dlt load creates them, a bulk load fills them."""
+def build_dlt_template(admin_url: str, name: str, template: str, directory: Path) -> dict:
+    """Our template (the same rows in the same indexed faturamento_produto) plus dlt's state from a first load."""
     import subprocess
     import sys
 
-    url = pg.create(admin_url, name)
+    url = pg.create(admin_url, name, template=template)
     spec = {"action": "dlt_seed", "url": url, "rows": str(directory / "table_rows.parquet"),
             "pipelines_dir": str(directory / "dlt_pipeline")}  # fmt: skip
     out = subprocess.run([sys.executable, "-m", "benchmarks.worker", json.dumps(spec)], capture_output=True, text=True)

@@ -15,6 +15,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from . import progress
 from .config import load_rules
 from .errors import FaturamentoError
 from .settings import Settings, env_settings, parse_nfs, redact
@@ -42,6 +43,7 @@ def _setup_logging(fmt: str, verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("urllib3", "asyncio", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    progress.configure(progress.wants_bar(fmt))  # a bar for people at a terminal, log records otherwise
 
 
 def _timestamp(text: str) -> datetime:

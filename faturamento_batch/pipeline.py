@@ -30,7 +30,6 @@ import polars as pl
 
 from . import artifacts, events_stage, quarantine
 from .events import amend, counts, extra_events
-from .db.admin import init_db
 from .db.connection import adbc_connect, session_target
 from .db.features import Features
 from .db.full_state import read_full_state
@@ -390,5 +389,7 @@ def _lock(writer: Writer, settings: Settings, url):
         writer.rollback()
     if settings.database_url:
         raise ConfigError("the database has no `sync_state` table: run `faturamento-batch init-db` first")
+    from .db.admin import init_db  # SQLAlchemy only when DDL runs, never for a plain sync
+
     init_db(url)  # the embedded database is ours to set up
     return lock_and_read_cursor(writer, settings.job, settings.wait_seconds, check)

@@ -38,6 +38,19 @@ LINE_VALUES = pl.Schema(
     }
 )
 KEY = ("numero_nf", "cod_produto")
+
+# varchar widths of the text columns `transform` cuts to, as the tables declare them. Here and
+# not read off the SQLAlchemy tables: a sync must not import SQLAlchemy (~30 MB, only init-db's
+# DDL needs it); `tests/test_schemas.py` checks that these agree with `db.schema`.
+WIDTHS: dict[str, int] = {
+    "numero_nf": 20, "cnpj_cliente": 20, "nome_cliente": 255, "municipio": 100, "estado": 2, "vendedor": 100,
+    "equipe_vendas": 100, "incoterm": 20, "cod_produto": 50, "nome_produto": 200, "origem": 20, "status_nf": 20,
+    "created_by": 100, "updated_by": 100,
+}  # fmt: skip
+PRODUCT_WIDTHS: dict[str, int] = {
+    "cod_produto": 50, "nome_produto": 255, "tipo_embalagem": 50, "tipo_materia_prima": 50, "categoria_produto": 50,
+    "subcategoria": 50, "linha_producao": 50,
+}  # fmt: skip
 # Compared for drift: everything Odoo owns except the key and the status.
 DRIFT_COLUMNS = tuple(c for c in LINE_VALUES if c not in KEY and c != "status_nf")
 

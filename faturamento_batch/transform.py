@@ -11,18 +11,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .db.schema import cadastro_palletizacao, faturamento_produto
 from .odoo.fields import LINE, MOVE, MUNICIPIO, PARTNER, PRODUCT, TEMPLATE, USER
 from .schemas import LINE as LINE_SCHEMA
-from .schemas import P4, Q3, REJECTED, V2
-
-# Column widths come from the table, so a schema change cannot leave them stale.
-WIDTHS: dict[str, int] = {
-    c.name: c.type.length for c in faturamento_produto.c if getattr(c.type, "length", None)
-}
-PRODUCT_WIDTHS: dict[str, int] = {
-    c.name: c.type.length for c in cadastro_palletizacao.c if getattr(c.type, "length", None)
-}
+from .schemas import P4, PRODUCT_WIDTHS, Q3, REJECTED, V2, WIDTHS
 
 STATUS_BY_STATE = {"posted": "Lançado", "cancel": "Cancelado", "draft": "Provisório"}
 STATUS_DEFAULT = "Lançado"

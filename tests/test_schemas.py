@@ -116,3 +116,16 @@ def test_ddl_has_the_stock_stage_indexes():
         assert f"{index}" in joined, index
     assert "CREATE TABLE IF NOT EXISTS inconsistencia_faturamento" in joined
     assert "CREATE TABLE IF NOT EXISTS faturamento_parcial_justificativa" in joined
+
+
+def test_widths_and_stock_table_names_agree_with_the_tables():
+    """The constants a sync uses instead of importing SQLAlchemy say what `db.schema` says."""
+    from faturamento_batch.db.read_stock import STOCK_TABLE_NAMES
+    from faturamento_batch.db.schema import STOCK_TABLES
+
+    def widths(table):
+        return {c.name: c.type.length for c in table.c if getattr(c.type, "length", None)}
+
+    assert S.WIDTHS == widths(faturamento_produto)
+    assert S.PRODUCT_WIDTHS == widths(cadastro_palletizacao)
+    assert STOCK_TABLE_NAMES == tuple(t.name for t in STOCK_TABLES)

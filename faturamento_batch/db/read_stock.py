@@ -33,7 +33,10 @@ from ..schemas import (
 from ..errors import ConfigError, DatabaseError
 from .features import Features
 from .read import read_frame, text_list_sql
-from .schema import STOCK_TABLES
+
+# The stock module's tables (`schema.STOCK_TABLES`, by name: a sync does not import SQLAlchemy;
+# tests/test_schemas.py checks the two agree).
+STOCK_TABLE_NAMES = ("inconsistencia_faturamento", "faturamento_parcial_justificativa")
 
 WHAT = "the stock state"
 
@@ -63,7 +66,7 @@ def _module_present(features: Features) -> str:
     """Costs nothing (a one-time false filter), but names the stock module's tables, so a
     database without them fails at the stage's first read, whatever the run holds. A table the
     schema dropped on purpose (`inconsistencia_faturamento`, DESIGN §10) is not asked for."""
-    tables = [t.name for t in STOCK_TABLES if features.inconsistencia_faturamento or t.name != "inconsistencia_faturamento"]
+    tables = [t for t in STOCK_TABLE_NAMES if features.inconsistencia_faturamento or t != "inconsistencia_faturamento"]
     return " AND ".join(f"NOT EXISTS (SELECT FROM {t} WHERE false)" for t in tables)  # our own constants
 _LINE_COLUMNS = ", ".join(f"f.{c}" for c in STOCK_NF_LINE.names())  # names from our own schema
 
@@ -204,7 +207,7 @@ def read_candidate_lines(
     try:
         lines = read_frame(url, query, WHAT, schema=STOCK_NF_LINE)
     except DatabaseError as exc:
-        missing = [t.name for t in STOCK_TABLES if f'"{t.name}" does not exist' in str(exc)]
+        missing = [t for t in STOCK_TABLE_NAMES if f'"{t}" does not exist' in str(exc)]
         if not missing:
             raise
         raise ConfigError(

@@ -37,6 +37,7 @@ class ChunkedExtraction:
     chunks: Iterator[RawBatch]
     n_chunks: int
     stats: ExtractStats = field(default_factory=ExtractStats)
+    total_lines: int | None = None  # in-domain lines of the whole extraction, when the source knows them exactly
 
 
 def plan_ranges(move_lines: pl.DataFrame, chunk_lines: int) -> list[tuple[int, int]]:
