@@ -16,7 +16,6 @@ import logging
 import sys
 
 from ..errors import ConfigError
-from ..pipeline import run_stock, run_sync
 from ..settings import Settings
 from ..summary import summary_text
 
@@ -43,6 +42,8 @@ def cmd_sync(settings: Settings) -> int:
     if not settings.database_url:
         log.info("using the embedded PostgreSQL in %s", settings.pgdata.resolve())
     try:
+        from ..pipeline import run_sync  # the data libraries load only when a run starts (`--help` stays light)
+
         result = run_sync(settings)
     except Exception as exc:
         _write_metrics(settings, getattr(exc, "manifest", None))
@@ -68,6 +69,8 @@ def _write_metrics(settings: Settings, manifest: dict | None) -> None:
 def cmd_stock(settings: Settings) -> int:
     if not settings.database_url:
         log.info("using the embedded PostgreSQL in %s", settings.pgdata.resolve())
+    from ..pipeline import run_stock
+
     result = run_stock(settings)
     print(summary_text(result.manifest, result.run_dir), file=sys.stderr)
     return 0

@@ -39,6 +39,8 @@ from ..errors import RejectRatioExceeded
 from ..odoo.chunks import ChunkedExtraction
 from ..schemas import (CONSOLIDATION, EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT, KEY, LINE, NEW_PRODUCT, REJECTED, STATUS_CHANGE,
                        STOCK_NF_LINE, empty)
+from ..odoo.fields import LINE as ODOO_LINE
+from ..progress import Progress
 from ..transform import POLICY_REASONS, TransformResult, nfs_on_several_moves, transform
 
 log = logging.getLogger(__name__)
@@ -275,6 +277,10 @@ def run_import(extraction: ChunkedExtraction, state: Callable[[], FullState] | N
         codes = lines.get_column("cod_produto").unique().to_list()
         return read_batch_state(read_batch_state_on, nfs, codes)
 
+    # Each chunk reported as it lands (k of N, lines, rate, ETA); one chunk reports nothing.
+    extraction.chunks = Progress.start(extraction.n_chunks, extraction.total_lines).track(
+        extraction.chunks, lambda b: b.frames[ODOO_LINE].height
+    )
     raw: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     errors: list[BaseException] = []
