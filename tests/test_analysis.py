@@ -87,7 +87,8 @@ def test_summary_counts_and_timings(runs):
     assert overview["rejected ratio"] == "8.33%"  # 3 of 36 Odoo lines
     assert dict(an.overview(runs["day1"]).rows())["read since"] == "the beginning"
     timings = an.phase_timings(day2)
-    assert timings["phase"].to_list() == ["connect", "lock", "extract", "transform", "read_state", "diff", "artifacts", "write"]
+    assert timings["phase"].to_list() == ["connect", "lock", "extract", "transform", "read_state", "diff", "artifacts", "events",
+                                          "write"]  # fmt: skip
     assert timings["seconds"].to_list() == [day2.manifest["timings"][p] for p in timings["phase"]]
     assert 0 < timings["share"].sum() <= 1.01
 

@@ -102,14 +102,15 @@ def in_domain_lines(frames: dict, since: datetime | None, rules: Rules | None = 
         pl.col("state").is_in(list(MOVE_STATES)).fill_null(False).alias("_state_ok"),
         parse_write_date(pl.col("write_date")).alias("_move_write_date"),
     ).unique("move_id", keep="first")
-    lines = line.join(moves, on="move_id", how="left").filter(
+    # Duplicate line ids keep their file order (the transform takes the first): joins and sort keep it.
+    lines = line.join(moves, on="move_id", how="left", maintain_order="left").filter(
         pl.col("product_id").is_not_null() & pl.col("_tipo_ok") & pl.col("_state_ok")
     )
     if since is not None:
         changed = (parse_write_date(pl.col("write_date")) >= since) | (pl.col("_move_write_date") >= since)
         moves_in_window = lines.filter(changed.fill_null(False)).select("move_id").unique()
-        lines = lines.join(moves_in_window, on="move_id", how="semi")
-    out = lines.select(raw_schema(LINE).names()).sort("id")
+        lines = lines.join(moves_in_window, on="move_id", how="semi", maintain_order="left")
+    out = lines.select(raw_schema(LINE).names()).sort("id", maintain_order=True)
     return out if lazy else out.collect()
 
 
