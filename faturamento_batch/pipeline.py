@@ -112,6 +112,7 @@ class Run:
     written: WriteSummary | None = None
     events: pl.DataFrame | None = None  # the run's events (events.EVENTS_PART), before the quarantine
     refused: quarantine.SyncWrite | None = None  # what the quarantine left out and released
+    _read_nfs: pl.DataFrame | None = None  # the NFs the import read (per attempt)
     parts: dict[str, str] = field(default_factory=dict)  # artifact part → file name
     status: str = "running"
     attempts: int = 0
@@ -139,11 +140,16 @@ class Run:
         return pl.concat([pl.Series("numero_nf", [], dtype=pl.String), *found]).drop_nulls().unique().sort()
 
     def released(self, exclude: pl.DataFrame | None) -> pl.DataFrame:
-        """Quarantined NFs this run writes again (and `exclude` does not leave out): released."""
+        """Quarantined NFs this run read from Odoo again and does not leave out: they went through
+        the whole path (import, stock stage, events) and are released — also when nothing of them
+        differs any more. An NF the stock stage alone looks at is not: its refused change may be
+        the import's, which only a read from Odoo brings back."""
         open_nfs = self.open_quarantine
-        if open_nfs is None or open_nfs.height == 0:
+        if open_nfs is None or open_nfs.height == 0 or self.imported is None:
             return pl.DataFrame(schema={"numero_nf": pl.String})
-        back = open_nfs.select("numero_nf").join(self.nfs().to_frame(), on="numero_nf", how="semi")
+        if self._read_nfs is None:  # once per attempt: the NFs of the lines the import read
+            self._read_nfs = self.imported.read_nfs()
+        back = open_nfs.select("numero_nf").join(self._read_nfs, on="numero_nf", how="semi")
         return back if exclude is None else back.join(exclude.select("numero_nf"), on="numero_nf", how="anti")
 
     def events_to_write(self, exclude: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -155,8 +161,9 @@ class Run:
         if (exclude is None or exclude.height == 0) and released.height == 0:
             return self.events
         extra = [extra_events(released, "nf_released")]
-        if exclude is not None:
-            extra.append(extra_events(exclude.select("numero_nf"), "nf_quarantined"))
+        if exclude is not None:  # with the order and customer the NF's own events carried
+            who = self.events.select("numero_nf", "origem", "cnpj_cliente").unique("numero_nf", keep="first")
+            extra.append(extra_events(exclude.select("numero_nf").join(who, on="numero_nf", how="left"), "nf_quarantined"))
         return amend(self.events, self.id, self.settings.job, self.now, leave_out=exclude, extra=extra)
 
     def timed(self, phase: str, started: float) -> None:
@@ -212,15 +219,16 @@ class Run:
             m["stock"] = self.stock.manifest()
         if self.quarantine_retry:
             m["quarantine_retry"] = dict(self.quarantine_retry)
-        if self.refused is not None:
+        if self.refused is not None and self.status == "success":  # a failed run quarantined nothing
             quarantine.report(m, self.dir, self.refused, self.open_quarantine, self.now)
         if self.events is not None:
             written = self.written.events if self.written is not None and self.status == "success" else None
             refused = self.refused.outcome.refused if self.refused is not None else None
-            kinds = counts(self.events_to_write(refused))  # type: ignore[arg-type]
+            # What commits (a dry run writes `events` as planned, without the quarantine's own).
+            kinds = counts(self.events if self.status == "dry_run" else self.events_to_write(refused))  # type: ignore[arg-type]
             m["events"] = written.manifest() if written is not None else {"kinds": kinds, "written": 0}
         if self.parts:
-            m["artifacts"] = dict(self.parts)
+            m.setdefault("artifacts", {}).update(self.parts)
         if self.attempts:
             m["write_attempts"] = self.attempts
         if self.retries:
@@ -297,6 +305,8 @@ def _execute(run: Run, source: Source | None) -> RunResult:
         if writer is not None:
             writer.rollback()
         run.status, run.error = "failed", exc
+        if run.stock is not None:  # what the stage reports as written was rolled back: show the plan
+            run.stock.written = None
         raise
     finally:
         if writer is not None:
@@ -328,7 +338,7 @@ def _extraction(run: Run, source: Source):
 def _attempt(run: Run, writer: Writer, url, extraction) -> None:
     """One write attempt: the stages, then every write, the run record and the commit."""
     settings = run.settings
-    run.written, run.imported, run.stock, run.events, run.refused = None, None, None, None, None
+    run.written, run.imported, run.stock, run.events, run.refused, run._read_nfs = None, None, None, None, None, None
     catch_up = CatchUp.of(settings.rules, settings.job, run.now)
     with tempfile.TemporaryDirectory(prefix="faturamento-run-") as workdir:
         if extraction is not None:

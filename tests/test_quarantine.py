@@ -387,3 +387,22 @@ def test_stock_plan_without_nfs():
     assert plan.nfs().to_list() == ["A", "B", "C"] and rest.nfs().to_list() == ["A", "C"]
     assert all(f.get_column("numero_nf").to_list() == ["A", "C"] for f in rest.parts().values())
     assert all(f.schema == plan.parts()[n].schema for n, f in rest.parts().items())
+
+
+def test_a_due_nf_read_again_with_nothing_left_to_write_is_released(small, db_url, tmp_path):
+    """Released means read from Odoo again and not refused — also when nothing of it differs any
+    more (written meanwhile by other means): else it would be fetched again on every run."""
+    bad = str(FIRST_NF + 150)
+    _refuse_by_trigger(db_url, [bad])
+    code, first = _sync(small, db_url, tmp_path / "runs")
+    assert code == 0 and first["quarantined_nfs"] == [bad]
+    _sql(db_url, "DROP TRIGGER app_refuse ON faturamento_produto")
+    code, second = _sync(small, db_url, tmp_path / "runs", "--full")
+    assert code == 0 and second["released_nfs"] == [bad] and bad in _nfs(db_url)
+    # The NF is in the tables as Odoo has it; the quarantine still lists it (as after a hand fix).
+    _sql(db_url, "UPDATE sync_quarantine SET state = 'quarantined', released_at = NULL")
+    code, third = _sync(small, db_url, tmp_path / "runs", "--full")
+    assert code == 0 and third["counts"]["inserts"] == 0 and third["counts"]["status_changes"] == 0
+    assert third["released_nfs"] == [bad] and _quarantine(db_url)[0]["state"] == "released"
+    kinds = read_part(tmp_path / "runs" / third["run_id"], "events").get_column("kind").to_list()
+    assert kinds.count("nf_released") == 1

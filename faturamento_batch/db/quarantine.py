@@ -46,7 +46,7 @@ ups AS (
       make_interval(secs => $9::float8)),
     state = 'quarantined',
     released_at = NULL,
-    odoo_move_ids = coalesce(EXCLUDED.odoo_move_ids, q.odoo_move_ids)
+    odoo_move_ids = coalesce(NULLIF(EXCLUDED.odoo_move_ids, '[]'::jsonb), q.odoo_move_ids)  -- none found this time: keep the known ones
   RETURNING (q.xmax = 0) AS inserted),
 rel AS (
   UPDATE sync_quarantine AS q SET state = 'released', released_at = $3::timestamp, last_tried = $3::timestamp

@@ -43,7 +43,8 @@ v AS (
          ELSE 'validated' END AS outcome
   FROM embarque_itens AS i JOIN s ON s.embarque_id = i.embarque_id
   LEFT JOIN relatorio_faturamento_importado AS r ON r.numero_nf = i.nota_fiscal
-  WHERE i.status = 'ativo' AND NOT ({carvia})),
+  WHERE i.status = 'ativo' AND NOT ({carvia})
+    AND NOT (COALESCE(i.nota_fiscal, '') = ANY($5::text[]))),  -- NFs the quarantine leaves out (§12)
 w AS (
   SELECT v.id, v.outcome,
     CASE v.outcome WHEN 'nf_nao_preenchida' THEN $2::text WHEN 'pending' THEN $3::text WHEN 'cliente_nao_definido' THEN $4::text
@@ -70,7 +71,8 @@ SELECT outcome, count(*) FROM upd GROUP BY outcome
 
 
 def revalidate_sql(*, carvia: bool) -> str:
-    """The statement; `$1` the new NFs, `$2`–`$4` the fixed texts. `carvia`: the database has
+    """The statement; `$1` the new NFs, `$2`–`$4` the fixed texts, `$5` NFs left out (their items
+    are not touched). `carvia`: the database has
     `embarque_itens.carvia_cotacao_id` (otherwise only the `CARVIA-` lot prefix tells)."""
     prefix = "COALESCE(i.separacao_lote_id, '') LIKE 'CARVIA-%%'"
     test = f"COALESCE(i.carvia_cotacao_id, 0) <> 0 OR {prefix}" if carvia else prefix
@@ -78,9 +80,11 @@ def revalidate_sql(*, carvia: bool) -> str:
     return sql.replace("%%", "%")
 
 
-def revalidate(writer, new_nfs: list[str], *, carvia: bool) -> dict[str, int]:
+def revalidate(writer, new_nfs: list[str], *, carvia: bool, left_out: list[str] | tuple = ()) -> dict[str, int]:
     """Run the re-validation through `writer` (transaction open). Out: items written per
-    outcome (validated, divergent, pending, cliente_nao_definido, nf_nao_preenchida)."""
-    writer.execute(revalidate_sql(carvia=carvia), (new_nfs, NF_NAO_PREENCHIDA, NF_PENDENTE, CLIENTE_NAO_DEFINIDO))
+    outcome (validated, divergent, pending, cliente_nao_definido, nf_nao_preenchida).
+    `left_out`: NFs the quarantine leaves out of the run — their items are not re-checked."""
+    writer.execute(revalidate_sql(carvia=carvia),
+                   (new_nfs, NF_NAO_PREENCHIDA, NF_PENDENTE, CLIENTE_NAO_DEFINIDO, list(left_out)))
     got = {str(outcome): int(n) for outcome, n in writer.cur.fetchall()}
     return {k: got.get(k, 0) for k in ("validated", "divergent", "pending", "cliente_nao_definido", "nf_nao_preenchida")}

@@ -100,6 +100,15 @@ class Imported:
         """schemas.NF_LIST: the NFs the run cancels (the cascade's input)."""
         return self.part("cancellations").select("numero_nf").unique().sort("numero_nf")
 
+    def read_nfs(self) -> pl.DataFrame:
+        """schemas.NF_LIST: every NF of the lines the import read from Odoo (kept or rejected), from
+        the `moves` spill (empty once the run's work directory is gone)."""
+        spill = self.staged.get("moves")
+        if spill is None or not spill.rows or not spill.file.exists():
+            return pl.DataFrame(schema={"numero_nf": pl.String})
+        spill.close()
+        return pl.scan_parquet(spill.file).select("numero_nf").drop_nulls().unique().sort("numero_nf").collect()
+
     def balance_nfs(self) -> pl.DataFrame:
         """schemas.NF_LIST: the NFs whose orders get their balance recomputed (§10) besides the
         cancelled ones: those with new lines or a status change."""

@@ -136,7 +136,7 @@ class StockStage:
         without the writes of `exclude`'s NFs (a frame with `numero_nf`) when given.
         `lines_at_insert`: the lines the COPY already wrote with their planned status."""
         started = time.perf_counter()
-        plan, at_insert, new_nfs = self.plan, self.status_at_insert, self.new_nfs
+        plan, at_insert, new_nfs, left_out = self.plan, self.status_at_insert, self.new_nfs, []
         by_update = plan.status_changes if self.status_by_update is None else self.status_by_update
         if exclude is not None and exclude.height:
             gone = exclude.select("numero_nf").unique()
@@ -144,9 +144,10 @@ class StockStage:
             at_insert = at_insert.join(gone, on="numero_nf", how="anti")
             kept = pl.Series("numero_nf", new_nfs, dtype=pl.String)
             new_nfs = kept.filter(~kept.is_in(gone.get_column("numero_nf").implode())).to_list()
+            left_out = gone.get_column("numero_nf").to_list()  # a few NFs: at most the quarantine's limit
             by_update = by_update.join(gone, on="numero_nf", how="anti")
         self.written = write_stock(writer, replace(plan, status_changes=by_update), now, features=self.features,
-                                   new_nfs=new_nfs)  # fmt: skip
+                                   new_nfs=new_nfs, left_out=left_out)  # fmt: skip
         only_copied = at_insert.join(by_update, on="numero_nf", how="anti").height
         if only_copied or lines_at_insert:  # written by the COPY: counted as the stage's status writes
             w = self.written.written
