@@ -52,9 +52,13 @@ _ROWS = pl.Schema(
 _NF = pl.Schema({"numero_nf": pl.String})
 
 
+# The line columns the events are built from (the rest of a line is not read for them).
+SUMMARY_COLUMNS = ("numero_nf", "cod_produto", "cnpj_cliente", "origem", "valor_produto_faturado", "status_nf")
+
+
 def _summary(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
     """Per NF of the run: lines, valor_total, cnpj_cliente, origem, status before and after."""
-    cols = ["numero_nf", "cod_produto", "cnpj_cliente", "origem", "valor_produto_faturado", "status_nf"]
+    cols = list(SUMMARY_COLUMNS)
     before = existing.select(cols)
     status = cs.status_changes.select("numero_nf", "cod_produto", pl.col("status_nf").alias("_status"))
     after = before.join(status, on=["numero_nf", "cod_produto"], how="left").with_columns(

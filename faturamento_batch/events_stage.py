@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from .diff import ChangeSet
-from .events import build_events
+from .events import SUMMARY_COLUMNS, build_events
 from .schemas import CONSOLIDATION
 
 
@@ -23,9 +23,10 @@ def for_full_run(run_id: str, job: str, now: datetime, outcome, stock=None) -> p
     """A chunked full run: the ChangeSet parts read back from the run's artifacts (the NFs it
     touched, not the tables) and the existing lines of those NFs."""
     cs, existing = outcome.stock_inputs()
-    part = lambda name: pl.read_parquet(Path(outcome.run_dir) / f"{name}.parquet")  # noqa: E731
-    consolidation = part("consolidation").select("numero_nf").cast({"numero_nf": pl.String})
-    cs = ChangeSet(**{**{n: getattr(cs, n) for n in cs.parts()}, "inserts": part("inserts"),
+    part = lambda name, columns: pl.read_parquet(Path(outcome.run_dir) / f"{name}.parquet", columns=columns)  # noqa: E731
+    consolidation = part("consolidation", ["numero_nf"]).cast({"numero_nf": pl.String})
+    inserts = part("inserts", list(SUMMARY_COLUMNS))  # only what the events carry: a first run's every line
+    cs = ChangeSet(**{**{n: getattr(cs, n) for n in cs.parts()}, "inserts": inserts,
                       "consolidation": consolidation.with_columns(
                           *(pl.lit(None, t).alias(c) for c, t in CONSOLIDATION.items() if c != "numero_nf")),
                       "apply_drift": cs.apply_drift})  # fmt: skip
