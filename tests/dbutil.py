@@ -160,13 +160,15 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
 EXTRA_TABLES = ("carteira_principal", "entregas_monitoradas")
 
 
-def execute(url: str, *statements: str) -> None:
-    """Run SQL statements (a scenario's setup: the optional columns and tables of §10) and commit."""
-    conn = adbc_connect(url)
+def execute(url: str, *statements: str, each: bool = False) -> None:
+    """Run SQL statements and commit: in one transaction (a scenario's setup, a schema), or with
+    `each` every statement committed at once (what "the logistics application" does beside a run)."""
+    conn = adbc_connect(url, autocommit=each)
     try:
         with conn.cursor() as cur:
             for sql in statements:
                 cur.execute(sql)
-        conn.commit()
+        if not each:
+            conn.commit()
     finally:
         conn.close()

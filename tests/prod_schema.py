@@ -20,7 +20,7 @@ then adds the job's own tables, as it would in production.
 
 from __future__ import annotations
 
-from faturamento_batch.db.connection import adbc_connect
+from .dbutil import execute
 
 PROD_DDL = [
     """
@@ -189,11 +189,4 @@ CREATE TABLE entregas_monitoradas (
 
 def create_prod_schema(url: str) -> None:
     """Build production's logistics tables (no job table) in the empty database at `url`."""
-    conn = adbc_connect(url)
-    try:
-        with conn.cursor() as cur:
-            for ddl in PROD_DDL:
-                cur.execute(ddl)
-        conn.commit()
-    finally:
-        conn.close()
+    execute(url, *PROD_DDL)

@@ -21,11 +21,10 @@ import pytest
 from faturamento_batch import quarantine
 from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
-from faturamento_batch.db.connection import adbc_connect
 from faturamento_batch.replay import ReplayServer
 
 from .builders import build_dataset
-from .dbutil import read_table, scalar
+from .dbutil import execute, read_table, scalar
 from .test_sync_wire import _comparable, _wire_sync
 
 N = 10_000
@@ -46,13 +45,7 @@ def small(tmp_path_factory) -> Path:
 
 
 def _sql(url: str, *statements: str) -> None:
-    conn = adbc_connect(url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            for sql in statements:
-                cur.execute(sql)
-    finally:
-        conn.close()
+    execute(url, *statements, each=True)
 
 
 def _refuse_by_trigger(url: str, nfs: list[str], errcode: str = "P0001") -> None:

@@ -13,12 +13,11 @@ import pytest
 
 from faturamento_batch.artifacts import read_manifest, read_part
 from faturamento_batch.cli import main
-from faturamento_batch.db.connection import adbc_connect
 from faturamento_batch.db.features import Features
 from faturamento_batch.db.read_stock import CatchUp, read_candidate_lines, read_stock_state
 
 from .builders import build_dataset
-from .dbutil import load_rows, read_table, scalar, snapshot
+from .dbutil import execute, load_rows, read_table, scalar, snapshot
 
 DAY2 = "2026-01-06 10:00:00"
 
@@ -33,13 +32,7 @@ def _run(url: str, tmp_path: Path, *args: str, source: Path | None = None) -> tu
 
 def _execute(url: str, *statements: str) -> None:
     """Statements of "the logistics application", each committed at once."""
-    conn = adbc_connect(url, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            for sql in statements:
-                cur.execute(sql)
-    finally:
-        conn.close()
+    execute(url, *statements, each=True)
 
 
 def _logistics(nf_orders: dict[str, list[tuple[str, float]]]) -> dict[str, list[dict]]:
