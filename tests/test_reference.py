@@ -209,8 +209,8 @@ STATUSES = ["Lançado", "SEM_LOTE", "Cancelado", "Provisório", "Em análise"]
 
 
 def drifted(value):
-    if isinstance(value, Decimal):
-        return value + 1
+    if isinstance(value, Decimal):  # toward zero first: the largest price stays within numeric(15, 4)
+        return value - 1 if value > 0 else value + 1
     if isinstance(value, date):
         return value + timedelta(days=1)
     if isinstance(value, str):
