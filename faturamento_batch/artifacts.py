@@ -24,13 +24,17 @@ def _default(value):
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def write_parts(run_dir: Path, parts: dict[str, pl.DataFrame]) -> dict[str, str]:
-    """One Parquet file per part (written even when empty, so readers find every part)."""
+def write_parts(run_dir: Path, parts: dict[str, pl.DataFrame | pl.LazyFrame]) -> dict[str, str]:
+    """One Parquet file per part (written even when empty, so readers find every part); a lazy
+    part is streamed to its file, never collected whole."""
     run_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     for name, frame in parts.items():
         file = run_dir / f"{name}.parquet"
-        frame.write_parquet(file)
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(file)
+        else:
+            frame.write_parquet(file)
         files[name] = file.name
     return files
 

@@ -56,8 +56,27 @@ _NF = pl.Schema({"numero_nf": pl.String})
 SUMMARY_COLUMNS = ("numero_nf", "cod_produto", "cnpj_cliente", "origem", "valor_produto_faturado", "status_nf")
 
 
-def _summary(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
-    """Per NF of the run: lines, valor_total, cnpj_cliente, origem, status before and after."""
+# `per_nf`'s rows.
+PER_NF = pl.Schema({"numero_nf": pl.String, "lines": pl.Int64, "valor_total": pl.Float64, "cnpj_cliente": pl.String,
+                    "origem": pl.String, "status_to": pl.String})  # fmt: skip
+
+
+def per_nf(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """What the events carry of an NF's lines (`SUMMARY_COLUMNS`), summed per NF: a partial sum
+    (the new lines of one chunk) adds up with the others in `_summary`."""
+    return lines.group_by("numero_nf", maintain_order=True).agg(
+        pl.len().cast(pl.Int64).alias("lines"),
+        pl.col("valor_produto_faturado").cast(pl.Float64).sum().alias("valor_total"),
+        pl.col("cnpj_cliente").drop_nulls().first(),
+        pl.col("origem").drop_nulls().first(),
+        pl.col("status_nf").first().alias("status_to"),
+    )
+
+
+def _summary(cs: ChangeSet, existing: pl.DataFrame, inserted: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per NF of the run: lines, valor_total, cnpj_cliente, origem, status before and after.
+    `inserted`: the new lines already summed (`per_nf`, chunk by chunk: a first run's every line
+    is never held); default: summed here from `cs.inserts`."""
     cols = list(SUMMARY_COLUMNS)
     before = existing.select(cols)
     status = cs.status_changes.select("numero_nf", "cod_produto", pl.col("status_nf").alias("_status"))
@@ -70,14 +89,17 @@ def _summary(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
         after = after.join(drift, on=["numero_nf", "cod_produto"], how="left").with_columns(
             pl.coalesce(f"_{c}", c).alias(c) for c in moved
         ).drop(*(f"_{c}" for c in moved))
-    after = pl.concat([after, cs.inserts.select(cols).cast(dict(after.schema))])  # type: ignore[arg-type]
+    if inserted is None:
+        inserted = per_nf(cs.inserts.lazy().select(cols).cast(dict(after.schema))).collect()  # type: ignore[arg-type]
+    # Stored lines first: an NF's first values are its stored ones, as in one pass over both.
+    parts = pl.concat([per_nf(after.lazy()).collect(), inserted], how="vertical_relaxed")
     was = before.group_by("numero_nf").agg(pl.col("status_nf").first().alias("status_from"))
-    now = after.group_by("numero_nf").agg(
-        pl.len().cast(pl.Int64).alias("lines"),
-        pl.col("valor_produto_faturado").cast(pl.Float64).sum().round(2).alias("valor_total"),
+    now = parts.group_by("numero_nf", maintain_order=True).agg(
+        pl.col("lines").sum(),
+        pl.col("valor_total").sum().round(2),
         pl.col("cnpj_cliente").drop_nulls().first(),
         pl.col("origem").drop_nulls().first(),
-        pl.col("status_nf").first().alias("status_to"),
+        pl.col("status_to").first(),
     )
     return now.join(was, on="numero_nf", how="left")
 
@@ -86,8 +108,7 @@ def _json(*fields: pl.Expr | str) -> pl.Expr:
     return pl.struct(*fields).struct.json_encode()
 
 
-def _import_rows(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
-    summary = _summary(cs, existing)
+def _import_rows(cs: ChangeSet, existing: pl.DataFrame, summary: pl.DataFrame) -> pl.DataFrame:
     known = existing.select("numero_nf").unique()
     inserted = cs.inserts.select("numero_nf").unique()
     new = inserted.join(known, on="numero_nf", how="anti")
@@ -162,18 +183,19 @@ def extra_events(nfs: pl.DataFrame, kind: str, payload: list[str] | tuple[str, .
 
 def build_events(
     run_id: str, job: str, now: datetime, cs: ChangeSet | None = None, existing: pl.DataFrame | None = None,
-    plan=None, extra: list[pl.DataFrame] | tuple[pl.DataFrame, ...] = (),
+    plan=None, extra: list[pl.DataFrame] | tuple[pl.DataFrame, ...] = (), inserted: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The run's events (`EVENTS_PART`): from its ChangeSet `cs` and the `existing` lines it was
     computed from (schemas.EXISTING_LINE), the stock stage's `plan` (`stock.StockPlan`), and
     `extra` rows (`extra_events`). An NF left out of the run (quarantined) must be left out of
-    `cs`/`plan` by the caller; its `nf_quarantined` row comes in `extra`."""
+    `cs`/`plan` by the caller; its `nf_quarantined` row comes in `extra`. `inserted`: the new
+    lines summed per NF (`per_nf`), when `cs.inserts` holds only their NFs."""
     parts = [pl.DataFrame(schema=_ROWS)]
     summary = None
     if cs is not None:
         existing = existing if existing is not None else cs.inserts.clear()
-        summary = _summary(cs, existing)
-        parts.append(_import_rows(cs, existing).cast(dict(_ROWS)))  # type: ignore[arg-type]
+        summary = _summary(cs, existing, inserted)
+        parts.append(_import_rows(cs, existing, summary).cast(dict(_ROWS)))  # type: ignore[arg-type]
     if plan is not None:
         parts.append(_stock_rows(plan, summary).cast(dict(_ROWS)))  # type: ignore[arg-type]
     parts += [e.select(_ROWS.names()).cast(dict(_ROWS)) for e in extra]  # type: ignore[arg-type]

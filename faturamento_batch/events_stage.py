@@ -9,28 +9,26 @@ quarantine (§12), after the stock stage's writes and before the run record.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
-from .diff import ChangeSet
-from .events import SUMMARY_COLUMNS, build_events
+from .events import build_events
 from .schemas import CONSOLIDATION
 
 
 def for_full_run(run_id: str, job: str, now: datetime, outcome, stock=None) -> pl.DataFrame:
-    """A chunked full run: the ChangeSet parts read back from the run's artifacts (the NFs it
-    touched, not the tables) and the existing lines of those NFs."""
-    cs, existing = outcome.stock_inputs()
-    part = lambda name, columns: pl.read_parquet(Path(outcome.run_dir) / f"{name}.parquet", columns=columns)  # noqa: E731
-    consolidation = part("consolidation", ["numero_nf"]).cast({"numero_nf": pl.String})
-    inserts = part("inserts", list(SUMMARY_COLUMNS))  # only what the events carry: a first run's every line
-    cs = ChangeSet(**{**{n: getattr(cs, n) for n in cs.parts()}, "inserts": inserts,
-                      "consolidation": consolidation.with_columns(
-                          *(pl.lit(None, t).alias(c) for c, t in CONSOLIDATION.items() if c != "numero_nf")),
-                      "apply_drift": cs.apply_drift})  # fmt: skip
-    return build_events(run_id, job, now, cs, existing, stock.plan if stock is not None else None)
+    """Any run with an import stage: the ChangeSet parts read back from the run's artifacts (the
+    NFs it touched, not the tables), the existing lines of those NFs, and its new lines summed
+    per NF chunk by chunk by the import stage (`Imported.insert_summary`)."""
+    cs, existing = outcome.stock_inputs()  # `cs.inserts`: the NFs with new lines
+    consolidation = pl.read_parquet(Path(outcome.run_dir) / "consolidation.parquet", columns=["numero_nf"])
+    cs = replace(cs, consolidation=consolidation.cast({"numero_nf": pl.String}).with_columns(
+        *(pl.lit(None, t).alias(c) for c, t in CONSOLIDATION.items() if c != "numero_nf")))  # fmt: skip
+    return build_events(run_id, job, now, cs, existing, stock.plan if stock is not None else None,
+                        inserted=outcome.insert_summary())  # fmt: skip
 
 
 def for_stock(run_id: str, job: str, now: datetime, stock) -> pl.DataFrame:

@@ -352,14 +352,15 @@ def _attempt(run: Run, writer: Writer, url, extraction) -> None:
             run.imported.check_rejects(settings.max_reject_ratio)
         if settings.stock:
             t = time.perf_counter()
+            spill = Path(workdir) / "stock"
             if run.imported is not None:
-                cs, existing = run.imported.stock_inputs()
-                run.stock = plan_for_sync(url, cs, existing, full=run.mode == "full", catch_up=catch_up,
-                                          features=run.features, pallet_codes=settings.rules.pallet_codes)  # fmt: skip
-                del cs, existing
+                run.stock = plan_for_sync(writer.cur, run.imported, catch_up=catch_up, features=run.features,
+                                          pallet_codes=settings.rules.pallet_codes, budget=settings.chunk_size,
+                                          spill=spill)  # fmt: skip
             else:
-                run.stock = plan_for_nfs(url, list(settings.stock_nfs), catch_up, features=run.features,
-                                         pallet_codes=settings.rules.pallet_codes)  # fmt: skip
+                run.stock = plan_for_nfs(writer.cur, list(settings.stock_nfs), catch_up, features=run.features,
+                                         pallet_codes=settings.rules.pallet_codes, budget=settings.chunk_size,
+                                         spill=spill)  # fmt: skip
             run.parts.update(artifacts.write_parts(run.dir, run.stock.parts()))
             run.timed("stock", t)
         t = time.perf_counter()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -158,6 +160,18 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
 
 
 EXTRA_TABLES = ("carteira_principal", "entregas_monitoradas")
+
+
+@contextmanager
+def cursor(url: str):
+    """An ADBC cursor on its own connection (a run's reads take the run's cursor), rolled back."""
+    conn = adbc_connect(url)
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.rollback()
+    finally:
+        conn.close()
 
 
 def execute(url: str, *statements: str, each: bool = False) -> None:

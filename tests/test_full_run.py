@@ -153,6 +153,8 @@ def test_one_chunk_many_chunks_and_chunk_size_0_same_database_and_statements_wit
             runs[chunk_size] = _run(url, tmp_path / str(chunk_size), ds, chunk_size=chunk_size)
         one, many, zero = runs[100_000].manifest, runs[9].manifest, runs[0].manifest
         assert (one["chunks"]["chunks"], many["chunks"]["chunks"], zero["chunks"]["chunks"]) == (1, 100, 1)
+        # The stage by groups of orders: one group, or ~9 candidate lines each (897 posted lines).
+        assert (one["stock"]["groups"], many["stock"]["groups"], zero["stock"]["groups"]) == (1, 100, 1)
         _same_database(db_url, second_db)
         _same_database(db_url, third)
         assert one["sql_statements"] == many["sql_statements"] == zero["sql_statements"]

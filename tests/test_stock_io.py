@@ -17,7 +17,7 @@ from faturamento_batch.db.features import Features
 from faturamento_batch.db.read_stock import CatchUp, read_candidate_lines, read_stock_state
 
 from .builders import build_dataset
-from .dbutil import execute, load_rows, read_table, scalar, snapshot
+from .dbutil import cursor, execute, load_rows, read_table, scalar, snapshot
 
 DAY2 = "2026-01-06 10:00:00"
 
@@ -128,39 +128,40 @@ def test_reads_only_the_run_s_nfs_and_orders(db_url, tmp_path, day1):
     })  # fmt: skip
     _execute(db_url, "UPDATE faturamento_produto SET status_nf = 'SEM_LOTE' WHERE numero_nf IN ('100001', '100003')")
     # Pending: 100001 (SEM_LOTE, its order has a candidate item); not 100003 (no item); never 100002 (Lançado).
-    found = read_candidate_lines(db_url, pending=True, catch_up=None)
-    assert sorted(found.lines.get_column("numero_nf").unique()) == ["100001"] and found.lines.height == 3
-    # Catch-up: every posted NF without an active FATURAMENTO movement (100001 has one), within the bounds.
-    caught = read_candidate_lines(db_url, pending=False, catch_up=CatchUp(date(2026, 1, 6), 7, date(2026, 1, 1), "faturamento"))
-    assert sorted(caught.lines.get_column("numero_nf").unique()) == ["100002", "100003"]
+    with cursor(db_url) as cur:
+        found = read_candidate_lines(cur, pending=True, catch_up=None)
+        assert sorted(found.lines.get_column("numero_nf").unique()) == ["100001"] and found.lines.height == 3
+        # Catch-up: every posted NF without an active FATURAMENTO movement (100001 has one), within the bounds.
+        caught = read_candidate_lines(cur, pending=False, catch_up=CatchUp(date(2026, 1, 6), 7, date(2026, 1, 1), "faturamento"))
+        assert sorted(caught.lines.get_column("numero_nf").unique()) == ["100002", "100003"]
     # A cancellation in this run frees its items: the order has a candidate again.
     _execute(db_url, "UPDATE embarque_itens SET nota_fiscal = '555' WHERE pedido = 'PED1'")
-    assert read_candidate_lines(db_url, pending=True, catch_up=None).lines.height == 0
-    assert read_candidate_lines(db_url, pending=True, catch_up=None, cancelled=["555"]).lines.height == 3
+    with cursor(db_url) as cur:
+        assert read_candidate_lines(cur, pending=True, catch_up=None).lines.height == 0
+        assert read_candidate_lines(cur, pending=True, catch_up=None, cancelled=["555"]).lines.height == 3
 
-    state = read_stock_state(db_url, ["100001"], ["PED1"], features=Features(carvia=False))
-    assert state.items.select("id", "pedido", "embarque_status").rows() == [(1, "PED1", "ativo")]
-    assert sorted(state.separations.get_column("cod_produto")) == ["P00008", "P00009", "P00010"]
-    assert state.movements.select("numero_nf", "cod_produto").rows() == [("100001", "P00008")]
-    assert state.open_inconsistencies.select("numero_nf", "tipo", "qtd_faturada").rows()[0][:2] == ("100001", "NF_SEM_SEPARACAO")
-    assert state.open_inconsistencies.height == 1
-    assert state.justification_keys.rows() == [("L-PED1", "PED1", "P00008", "100001")]
-    assert state.statements == 3
+        state = read_stock_state(cur, ["100001"], ["PED1"], features=Features(carvia=False))
+        assert state.items.select("id", "pedido", "embarque_status").rows() == [(1, "PED1", "ativo")]
+        assert sorted(state.separations.get_column("cod_produto")) == ["P00008", "P00009", "P00010"]
+        assert state.movements.select("numero_nf", "cod_produto").rows() == [("100001", "P00008")]
+        assert state.open_inconsistencies.select("numero_nf", "tipo", "qtd_faturada").rows()[0][:2] == ("100001", "NF_SEM_SEPARACAO")
+        assert state.open_inconsistencies.height == 1
+        assert state.justification_keys.rows() == [("L-PED1", "PED1", "P00008", "100001")]
+        assert state.statements == 3
 
 
 def test_a_row_the_application_changed_after_the_read_is_left_alone_and_counted(db_url, tmp_path, day1, monkeypatch):
     import faturamento_batch.stages.stock_stage as stage
 
     load_rows(db_url, _logistics({"PED1": PED1, "PED2": PED2}))
-    real = stage.read_stock_state
+    real = stage.stream_stock_state
 
     def read_then_application_writes(*args, **kwargs):
-        state = real(*args, **kwargs)
+        yield from real(*args, **kwargs)
         _execute(db_url, "UPDATE embarque_itens SET nota_fiscal = 'OUTRA' WHERE id = 1",
                  "UPDATE separacao SET sincronizado_nf = true WHERE num_pedido = 'PED2' AND cod_produto = 'P00015'")
-        return state
 
-    monkeypatch.setattr(stage, "read_stock_state", read_then_application_writes)
+    monkeypatch.setattr(stage, "stream_stock_state", read_then_application_writes)
     code, m = _run(db_url, tmp_path, "sync", source=day1)
     assert code == 0, m.get("error")
     assert m["stock"]["planned"]["items_linked"] == 2 and m["stock"]["counts"]["items_linked"] == 1

@@ -1,4 +1,4 @@
-"""What the stock stage (DESIGN §9) needs from PostgreSQL, read with connectorx.
+"""What the stock stage (DESIGN §9) needs from PostgreSQL, read on the run's own connection.
 
 Only the NFs and orders of the run, in two rounds:
   1. `read_candidate_lines`: the lines, as the database holds them, of the NFs
@@ -6,21 +6,24 @@ Only the NFs and orders of the run, in two rounds:
      `SEM_LOTE` whose order now has a candidate item), the bounded catch-up
      (`CatchUp`: posted NFs without a FATURAMENTO movement of the last days, never
      before the cut-over date), or the NFs `stock --nfs` lists. One query.
-  2. `read_stock_state`: for the NFs and orders found, three queries side by
-     side (connectorx releases the GIL): shipment items, separations, and the
-     NFs' own stock state (movements, open inconsistencies, justification keys
-     in one UNION ALL, split here).
-Keys travel as data (`read.text_list_sql`), never pasted as text.
+  2. `stream_stock_state`: for the NFs and orders found, three queries:
+     shipment items, separations, and the NFs' own stock state (movements, open
+     inconsistencies, justification keys in one UNION ALL, split here), each
+     streamed batch by batch (Arrow), so the stage can spread them over its
+     groups of orders without holding them (`stages.stock_groups`).
+Every read runs on the run's ADBC cursor, inside its transaction (no connection of
+its own, no connectorx); keys are bound as Arrow `text[]` parameters, never pasted.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import polars as pl
+import pyarrow as pa
 
 from ..schemas import (
     STOCK_ITEM,
@@ -30,8 +33,10 @@ from ..schemas import (
     STOCK_OPEN_INCONSISTENCY,
     STOCK_SEPARATION,
 )
-from ..errors import ConfigError, DatabaseError
+from ..errors import ConfigError, DatabaseError, PermissionDenied, database_error
+from ..settings import redact
 from .features import Features
+from .privileges import permission_message
 from .read import read_frame, text_list_sql
 
 # The stock module's tables (`schema.STOCK_TABLES`, by name: a sync does not import SQLAlchemy;
@@ -41,9 +46,9 @@ STOCK_TABLE_NAMES = ("inconsistencia_faturamento", "faturamento_parcial_justific
 WHAT = "the stock state"
 
 # A candidate item (§9), or an item the run's own cancellation cascade is about to free
-# (`freed` holds the NFs this run cancels: their items lose `nota_fiscal` before the stage writes).
+# (`$1`, bound: the NFs this run cancels — their items lose `nota_fiscal` before the stage writes).
 _CANDIDATE_ITEM = """i.status = 'ativo' AND i.separacao_lote_id IS NOT NULL
-    AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '' OR i.nota_fiscal IN (SELECT numero_nf FROM freed))
+    AND (i.nota_fiscal IS NULL OR i.nota_fiscal = '' OR i.nota_fiscal = ANY($1::text[]))
     AND EXISTS (SELECT 1 FROM embarques e WHERE e.id = i.embarque_id AND e.status = 'ativo')"""
 
 # The SEM_LOTE NFs first (the partial index), then one probe of their order's items each
@@ -68,7 +73,8 @@ def _module_present(features: Features) -> str:
     schema dropped on purpose (`inconsistencia_faturamento`, DESIGN §10) is not asked for."""
     tables = [t for t in STOCK_TABLE_NAMES if features.inconsistencia_faturamento or t != "inconsistencia_faturamento"]
     return " AND ".join(f"NOT EXISTS (SELECT FROM {t} WHERE false)" for t in tables)  # our own constants
-_LINE_COLUMNS = ", ".join(f"f.{c}" for c in STOCK_NF_LINE.names())  # names from our own schema
+# names from our own schema; ADBC hands `numeric` over as an opaque type: read as text, parsed at its scale
+_LINE_COLUMNS = ", ".join(f"f.{c}::text AS {c}" if isinstance(t, pl.Decimal) else f"f.{c}" for c, t in STOCK_NF_LINE.items())
 
 # Lots of the run's orders: every lot the stage can choose is the lot of one of their items.
 _LOTS = """lots AS (SELECT DISTINCT i.separacao_lote_id, i.pedido FROM embarque_itens i
@@ -76,7 +82,7 @@ _LOTS = """lots AS (SELECT DISTINCT i.separacao_lote_id, i.pedido FROM embarque_
 
 # `{carvia}` is the CarVia quote column, or NULL where the database has none (DESIGN §10).
 _ITEMS = """
-WITH orders(v) AS ({orders}), nfs(v) AS ({nfs}),
+WITH nfs(v) AS (SELECT unnest($1::text[])), orders(v) AS (SELECT unnest($2::text[])),
 ids AS (SELECT i.id FROM embarque_itens i JOIN orders ON i.pedido = orders.v
         UNION SELECT i.id FROM embarque_itens i JOIN nfs ON i.nota_fiscal = nfs.v)
 SELECT i.id, i.embarque_id, i.separacao_lote_id, i.pedido, i.nota_fiscal, i.status, i.erro_validacao,
@@ -87,15 +93,15 @@ FROM embarque_itens i JOIN ids ON ids.id = i.id LEFT JOIN embarques e ON e.id = 
 # Only separations of (lot, order) pairs some item carries: the index on
 # (separacao_lote_id, num_pedido, …) serves it, and no other separation can matter.
 _SEPARATIONS = f"""
-WITH orders(v) AS ({{orders}}), {_LOTS}
-SELECT s.id, s.separacao_lote_id, s.num_pedido, s.cod_produto, s.qtd_saldo, s.sincronizado_nf, s.numero_nf, s.status
+WITH orders(v) AS (SELECT unnest($1::text[])), {_LOTS}
+SELECT s.id, s.separacao_lote_id, s.num_pedido, s.cod_produto, s.qtd_saldo::text AS qtd_saldo, s.sincronizado_nf, s.numero_nf, s.status
 FROM separacao s JOIN lots ON s.separacao_lote_id = lots.separacao_lote_id AND s.num_pedido = lots.pedido
 """
 
 _NF_STATE = f"""
-WITH nfs(v) AS ({{nfs}}), orders(v) AS ({{orders}}), {_LOTS}
+WITH nfs(v) AS (SELECT unnest($1::text[])), orders(v) AS (SELECT unnest($2::text[])), {_LOTS}
 SELECT 'movement' AS kind, m.id, m.numero_nf, m.cod_produto, m.separacao_lote_id, m.codigo_embarque,
-       NULL::text AS tipo, NULL::text AS num_pedido, NULL::numeric(15, 3) AS qtd_faturada,
+       NULL::text AS tipo, NULL::text AS num_pedido, NULL::text AS qtd_faturada,
        NULL::text AS observacao_resolucao
 FROM movimentacao_estoque m JOIN nfs ON m.numero_nf = nfs.v
 WHERE m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false
@@ -108,7 +114,7 @@ JOIN nfs ON j.numero_nf = nfs.v
 # Only when the table exists (features.inconsistencia_faturamento): production dropped it,
 # and without it the stage reads an empty frame of the same schema.
 _OPEN_INCONSISTENCIES = """UNION ALL
-SELECT 'inconsistency', c.id, c.numero_nf, c.cod_produto, NULL, NULL, c.tipo, c.num_pedido, c.qtd_faturada,
+SELECT 'inconsistency', c.id, c.numero_nf, c.cod_produto, NULL, NULL, c.tipo, c.num_pedido, c.qtd_faturada::text,
        c.observacao_resolucao
 FROM inconsistencia_faturamento c JOIN nfs ON c.numero_nf = nfs.v
 WHERE c.resolvida IS NOT TRUE
@@ -123,7 +129,7 @@ _NF_STATE_SCHEMA = pl.Schema(
         "codigo_embarque": pl.Int64,
         "tipo": pl.String,
         "num_pedido": pl.String,
-        "qtd_faturada": STOCK_OPEN_INCONSISTENCY["qtd_faturada"],
+        "qtd_faturada": pl.String,  # numeric, read as text (ADBC)
         "observacao_resolucao": pl.String,
     }
 )
@@ -156,11 +162,10 @@ class CatchUp:
                 f"DATE '{self.today.isoformat()}')) AS since")  # fmt: skip
 
 
-def candidate_lines_sql(
-    *, pending: bool, catch_up: CatchUp | None, listed: list[str], cancelled: list[str], features: Features = Features()
-) -> str:
-    """The one query of round 1 (see `read_candidate_lines`)."""
-    sources = ["SELECT numero_nf FROM listed"]
+def candidate_lines_sql(*, pending: bool, catch_up: CatchUp | None, features: Features = Features()) -> str:
+    """The one query of round 1 (see `read_candidate_lines`); `$1` binds the cancelled NFs,
+    `$2` the listed ones."""
+    sources = ["SELECT unnest($2::text[])"]
     if pending:
         sources.append(_PENDING)
     if catch_up is not None:
@@ -168,12 +173,11 @@ def candidate_lines_sql(
     union = "\n  UNION\n  ".join(sources)
     bounds = f"\ncatch_up AS ({catch_up.sql()})," if catch_up is not None else ""
     return f"""
-WITH freed(numero_nf) AS ({text_list_sql(cancelled)}),
-listed(numero_nf) AS ({text_list_sql(listed)}),{_SEM_LOTE if pending else ""}{bounds}
-nfs AS ({union})
+WITH {_SEM_LOTE if pending else ""}{bounds}
+nfs(numero_nf) AS ({union})
 SELECT {_LINE_COLUMNS} FROM faturamento_produto f JOIN nfs ON nfs.numero_nf = f.numero_nf
 WHERE {_module_present(features)}
-"""
+""".replace("WITH \n", "WITH ")
 
 
 def catch_up_preview(url, catch_up: CatchUp) -> tuple[date, int]:
@@ -186,6 +190,45 @@ SELECT (SELECT since FROM catch_up) AS since, count(DISTINCT nfs.numero_nf) AS n
     return since, int(nfs)
 
 
+def text_array(values: pl.Series | list[str]) -> pa.Array:
+    """`values` as ONE Arrow `list<string>` value: a `$n::text[]` parameter, bound, never pasted."""
+    arr = pl.Series("v", values, dtype=pl.String).to_arrow()
+    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
+    return pa.ListArray.from_arrays(pa.array([0, len(arr)], pa.int32()), arr)
+
+
+def _params(*arrays: pl.Series | list[str]) -> pa.RecordBatch:
+    return pa.record_batch([text_array(a) for a in arrays], names=[f"p{i}" for i in range(1, len(arrays) + 1)])
+
+
+def _fail(exc: BaseException) -> DatabaseError:
+    text = redact(str(exc))
+    denied = permission_message(text, "")
+    if denied:
+        return PermissionDenied(denied)
+    return database_error(f"reading {WHAT} failed: {text[:500]}", exc)
+
+
+def stream(cur, query: str, params: pa.RecordBatch, schema: pl.Schema) -> Iterator[pl.DataFrame]:
+    """`query` on the run's cursor, batch by batch (Arrow, as the server sends them), each
+    cast to `schema` (numerics arrive as text and are parsed at their scale)."""
+    try:
+        cur.execute(query, params)
+        reader = cur.fetch_record_batch()
+        for batch in reader:
+            if batch.num_rows:
+                yield pl.from_arrow(batch).select(schema.names()).cast(dict(schema), strict=True)  # type: ignore[union-attr,arg-type]
+    except DatabaseError:
+        raise
+    except Exception as exc:
+        raise _fail(exc) from exc
+
+
+def read_all(cur, query: str, params: pa.RecordBatch, schema: pl.Schema) -> pl.DataFrame:
+    frames = list(stream(cur, query, params, schema))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
 @dataclass
 class CandidateLines:
     lines: pl.DataFrame  # schemas.STOCK_NF_LINE, as the database holds them
@@ -194,18 +237,17 @@ class CandidateLines:
 
 
 def read_candidate_lines(
-    url: str, *, pending: bool, catch_up: CatchUp | None, listed: list[str] | None = None,
-    cancelled: list[str] | None = None, features: Features = Features(),
+    cur, *, pending: bool, catch_up: CatchUp | None, listed: list[str] | None = None,
+    cancelled: pl.Series | list[str] | None = None, features: Features = Features(),
 ) -> CandidateLines:
     """Every line of the NFs that are pending (`pending`), posted without a FATURAMENTO
     movement within the `catch_up` bounds (None: no catch-up) or in `listed`; `cancelled` are
-    the NFs this run cancels (their items count as freed when looking for candidate items)."""
+    the NFs this run cancels (their items count as freed when looking for candidate items).
+    `cur`: the run's ADBC cursor."""
     started = time.perf_counter()
-    query = candidate_lines_sql(
-        pending=pending, catch_up=catch_up, listed=list(listed or []), cancelled=list(cancelled or []), features=features
-    )
+    query = candidate_lines_sql(pending=pending, catch_up=catch_up, features=features)
     try:
-        lines = read_frame(url, query, WHAT, schema=STOCK_NF_LINE)
+        lines = read_all(cur, query, _params(cancelled if cancelled is not None else [], list(listed or [])), STOCK_NF_LINE)
     except DatabaseError as exc:
         missing = [t for t in STOCK_TABLE_NAMES if f'"{t}" does not exist' in str(exc)]
         if not missing:
@@ -217,13 +259,13 @@ def read_candidate_lines(
     return CandidateLines(lines, statements=1, seconds=time.perf_counter() - started)
 
 
-def reversed_nfs(url: str, nfs: list[str]) -> pl.DataFrame:
+def reversed_nfs(cur, nfs: pl.Series) -> pl.DataFrame:
     """Of `nfs` (the NFs a run cancels), those with a `revertida` line (DESIGN §10): the cascade
     leaves them alone, so the stage must not count their items and separations as freed. Only
     call it where the database has the column. One query."""
-    query = f"""SELECT DISTINCT f.numero_nf FROM faturamento_produto f
-JOIN ({text_list_sql(nfs)}) AS c(v) ON f.numero_nf = c.v WHERE f.revertida IS TRUE"""
-    return read_frame(url, query, WHAT, schema=pl.Schema({"numero_nf": pl.String}))
+    query = """SELECT DISTINCT f.numero_nf FROM faturamento_produto f
+WHERE f.numero_nf = ANY($1::text[]) AND f.revertida IS TRUE"""
+    return read_all(cur, query, _params(nfs), pl.Schema({"numero_nf": pl.String}))
 
 
 @dataclass
@@ -237,41 +279,55 @@ class StockState:
     seconds: float = 0.0
 
 
+# The parts of a `StockState`, in its field order, and their schemas.
+STATE_PARTS = {
+    "items": STOCK_ITEM,
+    "separations": STOCK_SEPARATION,
+    "movements": STOCK_MOVEMENT,
+    "open_inconsistencies": STOCK_OPEN_INCONSISTENCY,
+    "justification_keys": STOCK_JUSTIFICATION_KEY,
+}
+_NF_STATE_KINDS = {"movement": "movements", "inconsistency": "open_inconsistencies", "justification": "justification_keys"}
+
+
 def empty_state() -> StockState:
-    return StockState(*(pl.DataFrame(schema=s) for s in (STOCK_ITEM, STOCK_SEPARATION, STOCK_MOVEMENT,
-                                                          STOCK_OPEN_INCONSISTENCY, STOCK_JUSTIFICATION_KEY)))  # fmt: skip
+    return StockState(*(pl.DataFrame(schema=s) for s in STATE_PARTS.values()))
 
 
-def read_stock_state(url: str, nfs: list[str], orders: list[str], *, features: Features = Features()) -> StockState:
-    """Items of `orders` (by `pedido`) or of `nfs` (by `nota_fiscal`) with their shipment's
-    status (and CarVia quote, when `features.carvia`); separations of the lots those orders'
-    items carry; active FATURAMENTO movements, open inconsistencies (none read without the table,
-    `features`) and justification keys of `nfs`."""
-    if not nfs:
-        return empty_state()
-    started = time.perf_counter()
-    keys = {"nfs": text_list_sql(nfs), "orders": text_list_sql(orders)}
+def stream_stock_state(cur, nfs: pl.Series, orders: pl.Series, *, features: Features = Features()
+                       ) -> Iterator[tuple[str, pl.DataFrame]]:
+    """(part, frame) pairs, batch by batch, of: items of `orders` (by `pedido`) or of `nfs` (by
+    `nota_fiscal`) with their shipment's status (and CarVia quote, when `features.carvia`);
+    separations of the lots those orders' items carry; active FATURAMENTO movements, open
+    inconsistencies (none read without the table, `features`) and justification keys of `nfs`.
+    Three statements, one after the other on `cur`; an item may come twice (by order and by NF)."""
+    if nfs.len() == 0:
+        return
     inconsistencies = _OPEN_INCONSISTENCIES if features.inconsistencia_faturamento else ""
     carvia = "i.carvia_cotacao_id" if features.carvia else "NULL::integer"  # a constant, never input
-    reads = {
-        "items": (_ITEMS.format(**keys, carvia=carvia), STOCK_ITEM),
-        "separations": (_SEPARATIONS.format(**keys), STOCK_SEPARATION),
-        "nf_state": (_NF_STATE.format(**keys, inconsistencies=inconsistencies), _NF_STATE_SCHEMA),
-    }
-    with ThreadPoolExecutor(max_workers=len(reads)) as pool:
-        jobs = {name: pool.submit(read_frame, url, query, WHAT, schema=schema) for name, (query, schema) in reads.items()}
-        got = {name: job.result() for name, job in jobs.items()}
-    nf_state = got["nf_state"]
+    for batch in stream(cur, _ITEMS.format(carvia=carvia), _params(nfs, orders), STOCK_ITEM):
+        yield "items", batch
+    for batch in stream(cur, _SEPARATIONS, _params(orders), STOCK_SEPARATION):
+        yield "separations", batch
+    query = _NF_STATE.format(inconsistencies=inconsistencies)
+    for batch in stream(cur, query, _params(nfs, orders), _NF_STATE_SCHEMA):
+        for kind, part in _NF_STATE_KINDS.items():
+            schema = STATE_PARTS[part]
+            rows = batch.filter(pl.col("kind") == kind)
+            if rows.height:
+                yield part, rows.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
 
-    def kind(name: str, schema: pl.Schema) -> pl.DataFrame:
-        return nf_state.filter(pl.col("kind") == name).select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
 
-    return StockState(
-        items=got["items"],
-        separations=got["separations"],
-        movements=kind("movement", STOCK_MOVEMENT),
-        open_inconsistencies=kind("inconsistency", STOCK_OPEN_INCONSISTENCY),
-        justification_keys=kind("justification", STOCK_JUSTIFICATION_KEY),
-        statements=len(reads),
-        seconds=time.perf_counter() - started,
-    )
+STATE_STATEMENTS = 3  # what `stream_stock_state` sends when it has NFs
+
+
+def read_stock_state(cur, nfs: pl.Series | list[str], orders: pl.Series | list[str], *,
+                     features: Features = Features()) -> StockState:
+    """`stream_stock_state`, held whole (one group of orders)."""
+    started = time.perf_counter()
+    nfs, orders = pl.Series("v", nfs, dtype=pl.String), pl.Series("v", orders, dtype=pl.String)
+    got: dict[str, list[pl.DataFrame]] = {name: [] for name in STATE_PARTS}
+    for name, frame in stream_stock_state(cur, nfs, orders, features=features):
+        got[name].append(frame)
+    frames = {name: pl.concat(fs) if fs else pl.DataFrame(schema=STATE_PARTS[name]) for name, fs in got.items()}
+    return StockState(**frames, statements=STATE_STATEMENTS if nfs.len() else 0, seconds=time.perf_counter() - started)

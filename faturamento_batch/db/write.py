@@ -225,6 +225,9 @@ class WriteSummary:
     cascade: pl.DataFrame | None = None  # tabela, numero_nf, linhas
 
 
+INGEST_SLICE = 65_536  # rows per Arrow batch of a streamed COPY
+
+
 def to_arrow(frame: pl.DataFrame) -> pa.Table:
     """Polars → Arrow with plain `string` columns (what the COPY path maps to text)."""
     table = frame.to_arrow()
@@ -272,10 +275,13 @@ class Writer:
             raise self._error("PostgreSQL refused a write", exc) from exc
 
     def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool) -> int:
+        """ONE COPY of `frame` into `table`, as a stream of slices: its Arrow copy is never whole."""
         self.statements += 1
         try:
-            mode = "create" if temporary else "append"
-            return self.cur.adbc_ingest(table, to_arrow(frame), mode=mode, temporary=temporary)
+            schema = to_arrow(frame.clear()).schema
+            batches = (b for part in frame.iter_slices(INGEST_SLICE) for b in to_arrow(part).cast(schema).to_batches())
+            data = pa.RecordBatchReader.from_batches(schema, batches)
+            return self.cur.adbc_ingest(table, data, mode="create" if temporary else "append", temporary=temporary)
         except Exception as exc:
             raise self._error(f"bulk load into `{table}` failed", exc) from exc
 

@@ -24,12 +24,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from ..db.full_state import FullState, bucket_of, read_batch_state
 from ..db.write import _changes
@@ -37,8 +38,9 @@ from ..db.write_stream import Spill
 from ..diff import ChangeSet, compute_changeset
 from ..errors import RejectRatioExceeded
 from ..odoo.chunks import ChunkedExtraction
+from ..events import PER_NF, SUMMARY_COLUMNS, per_nf
 from ..schemas import (CONSOLIDATION, EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT, KEY, LINE, NEW_PRODUCT, REJECTED, STATUS_CHANGE,
-                       STOCK_NF_LINE, empty)
+                       empty)
 from ..odoo.fields import LINE as ODOO_LINE
 from ..progress import Progress
 from ..transform import POLICY_REASONS, TransformResult, nfs_on_several_moves, transform
@@ -49,8 +51,9 @@ _DONE = object()
 PARTS = ("inserts", "status_changes", "drift", "cancellations", "reactivations", "new_products",
          "consolidation", "orphans", "rejected", "downstream")  # fmt: skip
 STAGED = ("changes", "new_products", "consolidation")
-# Beside the staged writes: each NF's Odoo moves, for the quarantine's retries by move id (§12).
-SIDE = ("moves",)
+# Beside the staged writes: each NF's Odoo moves, for the quarantine's retries by move id (§12);
+# the new lines summed per NF, chunk by chunk, for the run's events (§11).
+SIDE = ("moves", "insert_summary")
 DOWNSTREAM_KINDS = ("nfs_inserted", "nfs_changed", "nfs_to_reprocess")
 
 
@@ -109,6 +112,14 @@ class Imported:
         spill.close()
         return pl.scan_parquet(spill.file).select("numero_nf").drop_nulls().unique().sort("numero_nf").collect()
 
+    def insert_summary(self) -> pl.DataFrame:
+        """The new lines summed per NF (`events.per_nf`), chunk by chunk."""
+        spill = self.staged.get("insert_summary")
+        if spill is None or not spill.rows:
+            return pl.DataFrame(schema=PER_NF)
+        spill.close()
+        return pl.read_parquet(spill.file)
+
     def balance_nfs(self) -> pl.DataFrame:
         """schemas.NF_LIST: the NFs whose orders get their balance recomputed (§10) besides the
         cancelled ones: those with new lines or a status change."""
@@ -118,18 +129,27 @@ class Imported:
     def part(self, name: str, columns: list[str] | None = None) -> pl.DataFrame:
         return pl.read_parquet(self.parts[name].file, columns=columns)
 
+    def part_batches(self, name: str, columns: list[str]) -> Iterator[pl.DataFrame]:
+        """A part, `columns` only, one Parquet batch at a time (a first run's every line: never whole)."""
+        spill = self.parts[name]
+        spill.close()
+        if spill.rows and spill.file.exists():
+            for batch in pq.ParquetFile(spill.file).iter_batches(batch_size=65_536, columns=columns):
+                yield pl.from_arrow(batch)  # type: ignore[misc]
+
     def stock_inputs(self) -> tuple[ChangeSet, pl.DataFrame]:
-        """What the stock stage needs, read back from the spills: the new lines (only the stage's
-        columns), status changes, drift, cancellations, reactivations, and the existing rows of
-        the NFs the run inserted, changed or reactivated."""
-        inserts = self.part("inserts", STOCK_NF_LINE.names()).cast(dict(STOCK_NF_LINE))  # type: ignore[arg-type]
+        """What the stock stage needs besides the new lines (`part_batches("inserts", …)`), read
+        back from the spills: the NFs with new lines (in `inserts`, `numero_nf` only), status
+        changes, drift, cancellations, reactivations, and the existing rows of the NFs the run
+        inserted, changed or reactivated."""
+        inserted = pl.scan_parquet(self.parts["inserts"].file).select("numero_nf").unique().collect() \
+            if self.parts["inserts"].rows else pl.DataFrame(schema={"numero_nf": pl.String})
         status = self.part("status_changes").cast(dict(STATUS_CHANGE))  # type: ignore[arg-type]
         drift, reactivations = self.part("drift"), self.part("reactivations")
-        nfs = pl.concat([inserts.select("numero_nf"), status.select("numero_nf"), drift.select("numero_nf"),
-                         reactivations]).unique()  # fmt: skip
+        nfs = pl.concat([inserted, status.select("numero_nf"), drift.select("numero_nf"), reactivations]).unique()
         existing = pl.concat([self.state.bucket(b)[0].join(nfs, on="numero_nf", how="semi") for b in range(self.state.buckets)])
         cs = ChangeSet(
-            inserts=inserts, status_changes=status, drift=drift, cancellations=self.part("cancellations"),
+            inserts=inserted, status_changes=status, drift=drift, cancellations=self.part("cancellations"),
             reactivations=reactivations, new_products=pl.DataFrame(schema=NEW_PRODUCT),
             consolidation=pl.DataFrame(schema=CONSOLIDATION), orphans=pl.DataFrame(), rejected=pl.DataFrame(schema=REJECTED),
             apply_drift=self.apply_drift,
@@ -230,6 +250,8 @@ class _Chunks:
         self.staged["changes"].append(_changes(cs))
         self.staged["new_products"].append(cs.new_products.select(NEW_PRODUCT.names()))
         self.staged["consolidation"].append(cs.consolidation.select(CONSOLIDATION.names()))
+        if cs.inserts.height:
+            self.staged["insert_summary"].append(per_nf(cs.inserts.lazy().select(SUMMARY_COLUMNS)).collect())
         self.rows_to_write += cs.writes
         self.timings["artifacts"] += time.perf_counter() - t
 

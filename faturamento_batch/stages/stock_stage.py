@@ -1,16 +1,18 @@
 """The stock stage as one step of a run (DESIGN §9): read the stock state → `plan_stock` → write.
 
 `plan_for_sync` (after the diff of a sync) and `plan_for_nfs` (`stock`, no Odoo)
-read what the stage needs and return a `StockStage`: the plan, its run artifacts
-and the manifest's `stock` section. `StockStage.write` sends the plan through the
-run's `Writer`, inside the run's one transaction, after the import's writes.
+read what the stage needs on the run's cursor, plan it by groups of orders
+(`stock_groups`: bounded at any size) and return a `StockStage`: the plan, its run
+artifacts and the manifest's `stock` section. `StockStage.write` sends the plan
+through the run's `Writer`, inside the run's one transaction, after the import's writes.
 
 Which NFs (the candidates; `plan_stock` keeps the posted ones): in a sync, the NFs
 with inserted lines and the reactivated ones, the pending NFs and the bounded
 catch-up (`read_stock.CatchUp`: posted NFs without a FATURAMENTO movement of the
 last days, DESIGN §10); in `stock`, the pending NFs or
 the listed ones. Lines of NFs the run's batch holds are taken as they will stand
-after the import's writes (`lines_after_import`); the others as the database
+after the import's writes (`stored_after_import`, the new lines streamed from the
+`inserts` part); the others as the database
 holds them. The run's own cancellation cascade is applied to what was read
 (`after_cascade`): the stage writes after it, in the same transaction.
 """
@@ -18,13 +20,15 @@ holds them. The run's own cancellation cascade is applied to what was read
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 
 from ..db.features import Features
-from ..db.read_stock import CatchUp, StockState, read_candidate_lines, read_stock_state, reversed_nfs
+from ..db.read_stock import STATE_STATEMENTS, CatchUp, StockState, read_candidate_lines, reversed_nfs, stream_stock_state
 from ..db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from ..db.write_stock import StockWriteSummary, write_stock
 from ..diff import ChangeSet
@@ -32,14 +36,13 @@ from ..errors import ConfigError
 from ..schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE, STOCK_STATUS_CHANGE
 from ..stock import StockInput, StockPlan, plan_stock
 from ..stock.writes import PALLET_CODES
+from .stock_groups import INSERTED, Grouped, Groups, put_together, spread, state_of
 
-POSTED = ("Lançado", "SEM_LOTE")
-
-
-def lines_after_import(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
-    """The lines of the NFs the run read (`existing`, schemas.EXISTING_LINE) and inserts, as they
-    will stand after the import's writes: the status changes applied (a `SEM_LOTE` line Odoo
-    calls `Lançado` keeps `SEM_LOTE`: same class, no change), drift only with `--apply-drift`."""
+def stored_after_import(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
+    """The stored lines of the NFs the run read (`existing`, schemas.EXISTING_LINE) as they will
+    stand after the import's writes: the status changes applied (a `SEM_LOTE` line Odoo calls
+    `Lançado` keeps `SEM_LOTE`: same class, no change), drift only with `--apply-drift`. The
+    run's new lines join them as they stream from the `inserts` part (`_plan`)."""
     cols = STOCK_NF_LINE.names()
     status = cs.status_changes.select("numero_nf", "cod_produto", pl.col("status_nf").alias("_status"))
     stood = existing.select(cols).join(status, on=["numero_nf", "cod_produto"], how="left")
@@ -48,8 +51,7 @@ def lines_after_import(cs: ChangeSet, existing: pl.DataFrame) -> pl.DataFrame:
         values = [c for c in cols if c not in ("numero_nf", "cod_produto", "status_nf")]
         drift = cs.drift.select("numero_nf", "cod_produto", *(pl.col(c).alias(f"_{c}") for c in values))
         stood = _apply_drift(stood, drift, values)
-    inserted = cs.inserts.select(cols)
-    return pl.concat([stood.select(cols), inserted]).cast(dict(STOCK_NF_LINE))  # type: ignore[arg-type]
+    return stood.select(cols).cast(dict(STOCK_NF_LINE))  # type: ignore[arg-type]
 
 
 def _apply_drift(stood: pl.DataFrame, drift: pl.DataFrame, values: list[str]) -> pl.DataFrame:
@@ -114,18 +116,7 @@ class StockStage:
     status_at_insert: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=STOCK_STATUS_CHANGE))
     # Of the plan's status changes, those whose NF has lines in the database to UPDATE (None: all).
     status_by_update: pl.DataFrame | None = None
-
-    def split_status(self, lines: pl.DataFrame, inserts: pl.DataFrame) -> None:
-        """Which planned status changes the COPY of new lines writes, which need the UPDATE.
-
-        `lines`: the candidate lines as they will stand (schemas.STOCK_NF_LINE), `inserts`
-        the run's new lines. A new line of an NF whose status changes is COPYed with the new
-        status; the UPDATE keeps the NFs that also have stored lines in the `status_from`."""
-        changes = self.plan.status_changes
-        key = ["numero_nf", "cod_produto"]
-        stored = lines.join(inserts.select(key), on=key, how="anti").select("numero_nf", pl.col("status_nf").alias("status_from"))
-        self.status_at_insert = changes.join(inserts.select("numero_nf").unique(), on="numero_nf", how="semi")
-        self.status_by_update = changes.join(stored.unique(), on=["numero_nf", "status_from"], how="semi")
+    groups: int = 1  # groups of orders the stage was planned in (`stock_groups`)
 
     @property
     def rows_to_write(self) -> int:
@@ -156,23 +147,23 @@ class StockStage:
         self.timings["write"] = round(time.perf_counter() - started, 4)
         return self.written
 
-    def parts(self) -> dict[str, pl.DataFrame]:
-        """The run artifacts: stock_movements, stock_links, inconsistencies, justifications,
-        stock_status_changes, stock_assignments."""
+    def parts(self) -> dict[str, pl.DataFrame | pl.LazyFrame]:
+        """The run artifacts: stock_movements, stock_links (lazy: streamed to their files, never
+        built whole), inconsistencies, justifications, stock_status_changes, stock_assignments."""
         p = self.plan
         movements = pl.concat(
             [
-                p.movement_inserts.with_columns(pl.lit("insert").alias("action"), pl.lit(None, pl.Int64).alias("id")),
-                p.movement_completions.with_columns(pl.lit("complete").alias("action")),
+                p.movement_inserts.lazy().with_columns(pl.lit("insert").alias("action"), pl.lit(None, pl.Int64).alias("id")),
+                p.movement_completions.lazy().with_columns(pl.lit("complete").alias("action")),
             ],
             how="diagonal_relaxed",
         )
         links = pl.concat(
             [
-                p.item_links.with_columns(pl.lit("item").alias("kind")),
-                p.item_flags.select("id", "numero_nf", pl.lit("item_divergent").alias("kind")),
-                p.separation_links.with_columns(pl.lit("separation").alias("kind")),
-                p.separation_statuses.select("id", "separacao_lote_id", pl.lit("separation_faturado").alias("kind")),
+                p.item_links.lazy().with_columns(pl.lit("item").alias("kind")),
+                p.item_flags.lazy().select("id", "numero_nf", pl.lit("item_divergent").alias("kind")),
+                p.separation_links.lazy().with_columns(pl.lit("separation").alias("kind")),
+                p.separation_statuses.lazy().select("id", "separacao_lote_id", pl.lit("separation_faturado").alias("kind")),
             ],
             how="diagonal_relaxed",
         )
@@ -207,6 +198,7 @@ class StockStage:
             "planned": dict(planned),
             "rows_to_write": self.rows_to_write,
             "reads": self.statements,
+            "groups": self.groups,
             "seconds": dict(self.timings),
         }
         out["counts"] = planned
@@ -219,68 +211,114 @@ class StockStage:
         return out
 
 
-def _shaped(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    if frame.width == 0:
-        return pl.DataFrame(schema=schema)
+def split_status(changes: pl.DataFrame, lines: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Which planned status `changes` the COPY of new lines writes, which need the UPDATE.
+
+    `lines`: the candidate lines as they will stand (`stock_groups.LINES`: flagged when the
+    run inserts them). A new line of an NF whose status changes is COPYed with the new status;
+    the UPDATE keeps the NFs that also have stored lines in the `status_from`."""
+    inserted = pl.col(INSERTED)
+    stored = lines.filter(~inserted).select("numero_nf", pl.col("status_nf").alias("status_from")).unique()
+    at_insert = changes.join(lines.filter(inserted).select("numero_nf").unique(), on="numero_nf", how="semi")
+    return at_insert, changes.join(stored, on=["numero_nf", "status_from"], how="semi")
+
+
+def _shaped(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     return frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
 
 
-def _plan(url: str, lines: pl.DataFrame, cancelled: pl.DataFrame, reads: int, timings: dict, *,
-          features: Features, pallet_codes: tuple[str, ...]) -> StockStage:
-    """Read the rest of the stock state for `lines`' NFs and orders, and plan."""
+def _plan(cur, lines: Callable[[], Iterable[pl.DataFrame]], cancelled: pl.DataFrame, reads: int, timings: dict, *,
+          features: Features, pallet_codes: tuple[str, ...], budget: int, spill: Path) -> StockStage:
+    """Group the candidate `lines()` (`stock_groups.LINES`, read twice) by order, read the stock
+    state of their NFs and orders once, and plan group by group (`stock_groups`)."""
     started = time.perf_counter()
-    posted = lines.filter(pl.col("status_nf").is_in(POSTED))
-    nfs = posted.get_column("numero_nf").unique().sort().to_list()
-    orders = posted.filter(pl.col("origem").str.strip_chars() != "").get_column("origem").unique().sort().to_list()
-    state = after_cascade(read_stock_state(url, nfs, orders, features=features), cancelled)
+    groups = Groups.of(lines, budget)
+    state = stream_stock_state(cur, groups.nfs.get_column("numero_nf"), groups.orders.get_column("order"), features=features)
+    by_group, parts = spread(groups, lines, state, spill)
+    statements = reads + (STATE_STATEMENTS if groups.nfs.height else 0)
     timings["read"] = round(timings.get("read", 0.0) + time.perf_counter() - started, 4)
     started = time.perf_counter()
-    plan = plan_stock(StockInput(
-        nf_lines=lines, items=state.items, separations=state.separations, movements=state.movements,
-        open_inconsistencies=state.open_inconsistencies, justification_keys=state.justification_keys,
-    ), pallet_codes=tuple(pallet_codes))  # fmt: skip
+    plan, at_insert, by_update = plan_grouped(groups, by_group, parts, cancelled, pallet_codes)
     if not features.inconsistencia_faturamento:  # dropped in production: the reason stays in `stock_assignments`
         plan = replace(plan, inconsistencies=plan.inconsistencies.clear())
     timings["plan"] = round(time.perf_counter() - started, 4)
-    candidates = lines.get_column("numero_nf").n_unique()
-    return StockStage(plan, candidates=candidates, statements=reads + state.statements, timings=timings,
-                      features=features)  # fmt: skip
-
-
-def plan_for_sync(url: str, cs: ChangeSet, existing: pl.DataFrame, *, full: bool, catch_up: CatchUp | None = None,
-                  features: Features = Features(), pallet_codes: tuple[str, ...] = PALLET_CODES) -> StockStage:
-    """The stage after a sync's diff: `cs` and the `existing` lines it was computed from.
-    `catch_up`: the bounded catch-up of every run (§10; None: none); `features`: the database's
-    optional parts (§10); `pallet_codes`: products with no movement."""
-    started = time.perf_counter()
-    after = lines_after_import(cs, existing)
-    seeds = pl.concat([cs.inserts.select("numero_nf"), cs.reactivations.select("numero_nf")]).unique()
-    freed = cs.cancellations.select("numero_nf")
-    extra_reads = 0
-    if features.revertida and freed.height:  # the cascade spares reversed NFs: their items stay taken
-        freed = freed.join(reversed_nfs(url, freed.get_column("numero_nf").to_list()), on="numero_nf", how="anti")
-        extra_reads = 1
-    cancelled = freed.get_column("numero_nf").to_list()
-    found = read_candidate_lines(url, pending=True, catch_up=catch_up, cancelled=cancelled, features=features)
-    wanted = pl.concat([seeds, found.lines.select("numero_nf")]).unique()
-    lines = pl.concat([
-        after.join(wanted, on="numero_nf", how="semi"),
-        found.lines.join(after.select("numero_nf").unique(), on="numero_nf", how="anti"),
-    ])  # fmt: skip
-    timings = {"read": round(time.perf_counter() - started, 4)}
-    stage = _plan(url, lines, freed, found.statements + extra_reads, timings, features=features, pallet_codes=pallet_codes)
-    stage.new_nfs = cs.inserts.get_column("numero_nf").unique().sort().to_list()
-    stage.split_status(lines, cs.inserts)
+    stage = StockStage(plan, candidates=groups.candidates, statements=statements, timings=timings, features=features,
+                       groups=groups.count)  # fmt: skip
+    stage.status_at_insert, stage.status_by_update = at_insert, by_update
     return stage
 
 
-def plan_for_nfs(url: str, nfs: list[str] | None, catch_up: CatchUp | None = None, *, features: Features = Features(),
-                 pallet_codes: tuple[str, ...] = PALLET_CODES) -> StockStage:
+def plan_grouped(groups: Groups, lines: Grouped, state: dict[str, Grouped], cancelled: pl.DataFrame,
+                 pallet_codes: tuple[str, ...]) -> tuple[StockPlan, pl.DataFrame, pl.DataFrame]:
+    """`plan_stock` group by group, one group's lines and state held at a time: the plan, and its
+    status changes the COPY of new lines writes and those the UPDATE does (`split_status`)."""
+    plans, at_insert, by_update = [], [], []
+    for g in range(groups.count):
+        group_lines = lines.group(g)
+        group_state = after_cascade(state_of(state, g), cancelled)
+        if group_lines.height == 0 and plans:
+            continue
+        plan = plan_stock(StockInput(
+            nf_lines=group_lines.drop(INSERTED), items=group_state.items, separations=group_state.separations,
+            movements=group_state.movements, open_inconsistencies=group_state.open_inconsistencies,
+            justification_keys=group_state.justification_keys,
+        ), pallet_codes=tuple(pallet_codes))  # fmt: skip
+        insert_status, update_status = split_status(plan.status_changes, group_lines)
+        plans.append(plan.parts())
+        at_insert.append(insert_status)
+        by_update.append(update_status)
+    return StockPlan(**put_together(plans)), pl.concat(at_insert), pl.concat(by_update)
+
+
+def _flagged(frame: pl.DataFrame, inserted: bool) -> pl.DataFrame:
+    return frame.select(STOCK_NF_LINE.names()).cast(dict(STOCK_NF_LINE)).with_columns(pl.lit(inserted).alias(INSERTED))  # type: ignore[arg-type]
+
+
+def plan_for_sync(cur, imported, *, catch_up: CatchUp | None = None, features: Features = Features(),
+                  pallet_codes: tuple[str, ...] = PALLET_CODES, budget: int = 0, spill: Path) -> StockStage:
+    """The stage after a sync's import (`imported`: `stages.import_stage.Imported`), on the run's
+    cursor `cur`. `catch_up`: the bounded catch-up of every run (§10; None: none); `features`:
+    the database's optional parts (§10); `pallet_codes`: products with no movement; `budget`:
+    candidate lines per group of orders (0: one group); `spill`: where groups wait their turn."""
+    started = time.perf_counter()
+    cs, existing = imported.stock_inputs()
+    stood = stored_after_import(cs, existing)
+    del existing
+    inserted = cs.inserts.select("numero_nf")  # the NFs with new lines
+    seeds = pl.concat([inserted, cs.reactivations.select("numero_nf")]).unique()
+    freed = cs.cancellations.select("numero_nf").unique()
+    extra_reads = 0
+    if features.revertida and freed.height:  # the cascade spares reversed NFs: their items stay taken
+        freed = freed.join(reversed_nfs(cur, freed.get_column("numero_nf")), on="numero_nf", how="anti")
+        extra_reads = 1
+    found = read_candidate_lines(cur, pending=True, catch_up=catch_up, cancelled=freed.get_column("numero_nf"),
+                                 features=features)  # fmt: skip
+    wanted = pl.concat([seeds, found.lines.select("numero_nf")]).unique()
+    ours = pl.concat([stood.select("numero_nf"), inserted]).unique()
+    stored = _flagged(stood.join(wanted, on="numero_nf", how="semi"), False)
+    others = _flagged(found.lines.join(ours, on="numero_nf", how="anti"), False)
+    del stood, found.lines, wanted, ours
+
+    def lines() -> Iterator[pl.DataFrame]:
+        yield stored
+        yield others
+        for batch in imported.part_batches("inserts", STOCK_NF_LINE.names()):
+            yield _flagged(batch, True)
+
+    timings = {"read": round(time.perf_counter() - started, 4)}
+    stage = _plan(cur, lines, freed, found.statements + extra_reads, timings, features=features,
+                  pallet_codes=pallet_codes, budget=budget, spill=spill)  # fmt: skip
+    stage.new_nfs = inserted.get_column("numero_nf").sort().to_list()
+    return stage
+
+
+def plan_for_nfs(cur, nfs: list[str] | None, catch_up: CatchUp | None = None, *, features: Features = Features(),
+                 pallet_codes: tuple[str, ...] = PALLET_CODES, budget: int = 0, spill: Path) -> StockStage:
     """The stage alone (`stock`): the listed NFs as the database holds them, or the pending NFs
     and the bounded `catch_up`."""
     started = time.perf_counter()
-    found = read_candidate_lines(url, pending=not nfs, catch_up=None if nfs else catch_up, listed=nfs or [],
-                                 features=features)
+    found = read_candidate_lines(cur, pending=not nfs, catch_up=None if nfs else catch_up, listed=nfs or [],
+                                 features=features)  # fmt: skip
     if nfs:
         listed = pl.Series("numero_nf", nfs, dtype=pl.String)
         missing = listed.filter(~listed.is_in(found.lines.get_column("numero_nf").implode())).to_list()
@@ -288,5 +326,6 @@ def plan_for_nfs(url: str, nfs: list[str] | None, catch_up: CatchUp | None = Non
             shown = ", ".join(f"`{nf}`" for nf in missing[:10]) + (" …" if len(missing) > 10 else "")
             raise ConfigError(f"`--nfs`: no invoice line in faturamento_produto for NF {shown}; nothing was done")
     timings = {"read": round(time.perf_counter() - started, 4)}
-    return _plan(url, found.lines, pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings,
-                 features=features, pallet_codes=pallet_codes)  # fmt: skip
+    lines = _flagged(found.lines, False)
+    return _plan(cur, lambda: [lines], pl.DataFrame(schema={"numero_nf": pl.String}), found.statements, timings,
+                 features=features, pallet_codes=pallet_codes, budget=budget, spill=spill)  # fmt: skip
