@@ -62,3 +62,17 @@ def test_the_plan_by_groups_of_orders_is_the_plan_of_all_at_once(state):
         assert got.equals(want), f"`{part}` differs by groups:\n{got.to_dicts()}\nall at once:\n{want.to_dicts()}"
     assert canonical(grouped_insert).equals(canonical(whole_insert))
     assert canonical(grouped_update).equals(canonical(whole_update))
+
+
+def test_components_follow_order_lot_chains_and_give_up_past_the_bound():
+    from faturamento_batch.stages.stock_groups import MAX_ROUNDS, components
+
+    def chain(n: int) -> pl.DataFrame:  # O0 - L0 - O1 - L1 - … : one component
+        return pl.DataFrame({"a": [f"o{i // 2}" if i % 2 == 0 else f"o{i // 2 + 1}" for i in range(2 * n)],
+                             "b": [f"l{i // 2}" for i in range(2 * n)]})  # fmt: skip
+
+    short = components(pl.concat([chain(5), pl.DataFrame({"a": ["x1"], "b": ["x2"]})]))
+    labels = dict(short.iter_rows())  # test code: a handful of rows
+    assert {labels[f"o{i}"] for i in range(6)} | {labels[f"l{i}"] for i in range(5)} == {"l0"}
+    assert labels["x1"] == labels["x2"] == "x1"
+    assert components(chain(MAX_ROUNDS)) is None  # 2·64 hops: not followed, the run is one group
