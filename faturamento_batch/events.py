@@ -23,6 +23,7 @@ from datetime import datetime
 import polars as pl
 
 from .diff import ChangeSet
+from .stock import part_nfs
 
 KINDS = (
     "nf_inserted", "nf_changed", "nf_cancelled", "nf_reactivated",
@@ -141,7 +142,7 @@ def _stock_rows(plan, summary: pl.DataFrame | None) -> pl.DataFrame:
     """nf_stock_linked for the NFs given a lot the stage writes for; nf_sem_lote for those it sets
     to SEM_LOTE. An NF pending from an earlier run keeps a lot-less rerun silent: no write, no event."""
     touched = pl.concat([
-        plan.movement_inserts.select("numero_nf"), plan.movement_completions.select("numero_nf"),
+        part_nfs(plan.movement_inserts).unique().to_frame(), plan.movement_completions.select("numero_nf"),
         plan.item_links.select("numero_nf"), plan.separation_links.select("numero_nf"),
         plan.status_changes.select("numero_nf"),
     ]).unique()  # fmt: skip

@@ -40,6 +40,8 @@ from ..schemas import (
 from ..stock import ACTOR, StockPlan
 from .features import Features
 from .revalidate import revalidate
+from .write import to_arrow
+from .write_stream import ingest_stream
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +203,15 @@ class StockWriteSummary:
         self.left_alone[table] = self.left_alone.get(table, 0) + planned - written - unchanged
 
 
-def _stage(writer, name: str, frame: pl.DataFrame, schema: pl.Schema) -> None:
-    writer.ingest(name, frame.select(schema.names()).cast(dict(schema)), temporary=True)  # type: ignore[arg-type]
+def _stage(writer, name: str, frame: pl.DataFrame | pl.LazyFrame, schema: pl.Schema) -> None:
+    shaped = frame.select(schema.names()).cast(dict(schema))  # type: ignore[arg-type]
+    if isinstance(shaped, pl.DataFrame):
+        writer.ingest(name, shaped, temporary=True)
+        return
+    # A spilled part: one COPY of its batches as they are read back (never whole in memory).
+    arrow = to_arrow(pl.DataFrame(schema=schema)).schema
+    batches = (b for part in shaped.collect_batches() for b in to_arrow(part).cast(arrow).to_batches())
+    ingest_stream(writer, name, arrow, batches, temporary=True)
 
 
 # Each kind of write: its staged temporary table and the frame schema it is staged in.
@@ -243,16 +252,17 @@ def write_stock(
     if not features.inconsistencia_faturamento:  # dropped in production (DESIGN §10): nothing to write
         plan = replace(plan, inconsistencies=plan.inconsistencies.clear())
     out = StockWriteSummary()
-    log.info("write: stock stage (%s)", ", ".join(f"{k} {v}" for k, v in plan.counts().items() if v) or "nothing to write")
-    staged = [table for name, table, schema in _STAGED if getattr(plan, name).height]
+    counts = plan.counts()
+    log.info("write: stock stage (%s)", ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "nothing to write")
+    staged = [table for name, table, schema in _STAGED if counts[name]]
     for name, table, schema in _STAGED:
-        if getattr(plan, name).height:
+        if counts[name]:
             _stage(writer, table, getattr(plan, name), schema)
     if staged:
         writer.execute(analyze_sql(staged))
-    if plan.movement_inserts.height:
+    if counts["movement_inserts"]:
         writer.execute(_INSERT_MOVEMENTS, (now, ACTOR))
-        out.add("movimentacao_estoque", "insert", plan.movement_inserts.height, writer.rowcount())
+        out.add("movimentacao_estoque", "insert", counts["movement_inserts"], writer.rowcount())
     if plan.movement_completions.height:
         writer.execute(_COMPLETE_MOVEMENTS, (now, ACTOR))
         out.add("movimentacao_estoque", "complete", plan.movement_completions.height, writer.rowcount())

@@ -31,6 +31,7 @@ from ..db.features import Features
 from ..db.read_stock import STATE_STATEMENTS, CatchUp, StockState, read_candidate_lines, reversed_nfs, stream_stock_state
 from ..db.write import ERRO_NF_CANCELADA  # what the cascade writes on the items it frees
 from ..db.write_stock import StockWriteSummary, write_stock
+from ..db.write_stream import Spill
 from ..diff import ChangeSet
 from ..errors import ConfigError
 from ..schemas import STOCK_LINKS_PART, STOCK_MOVEMENTS_PART, STOCK_NF_LINE, STOCK_STATUS_CHANGE
@@ -117,10 +118,17 @@ class StockStage:
     # Of the plan's status changes, those whose NF has lines in the database to UPDATE (None: all).
     status_by_update: pl.DataFrame | None = None
     groups: int = 1  # groups of orders the stage was planned in (`stock_groups`)
+    _counts: dict[str, int] | None = None  # the plan's rows per part, counted once (a spilled part's file goes with the run)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        if self._counts is None:
+            self._counts = self.plan.counts()
+        return self._counts
 
     @property
     def rows_to_write(self) -> int:
-        return sum(n for name, n in self.plan.counts().items() if name != "assignments")
+        return sum(n for name, n in self.counts.items() if name != "assignments")
 
     def write(self, writer, now: datetime, exclude: pl.DataFrame | None = None, *, lines_at_insert: int = 0) -> StockWriteSummary:
         """Send the plan through `writer` (the run's `db.write.Writer`, transaction open),
@@ -131,7 +139,8 @@ class StockStage:
         by_update = plan.status_changes if self.status_by_update is None else self.status_by_update
         if exclude is not None and exclude.height:
             gone = exclude.select("numero_nf").unique()
-            plan = StockPlan(**{name: frame.join(gone, on="numero_nf", how="anti") for name, frame in plan.parts().items()})
+            plan = StockPlan(**{name: frame.join(gone if isinstance(frame, pl.DataFrame) else gone.lazy(), on="numero_nf", how="anti")
+                                for name, frame in plan.parts().items()})  # fmt: skip
             at_insert = at_insert.join(gone, on="numero_nf", how="anti")
             kept = pl.Series("numero_nf", new_nfs, dtype=pl.String)
             new_nfs = kept.filter(~kept.is_in(gone.get_column("numero_nf").implode())).to_list()
@@ -178,19 +187,19 @@ class StockStage:
 
     def manifest(self) -> dict:
         """The manifest's `stock` section: NFs, what was planned, written and left alone."""
-        p = self.plan
+        p, n = self.plan, self.counts
         action = p.inconsistencies.get_column("action")
         planned = {
-            "movements_created": p.movement_inserts.height,
-            "movements_completed": p.movement_completions.height,
-            "items_linked": p.item_links.height,
-            "items_divergent": p.item_flags.height,
-            "separations_synced": p.separation_links.height,
-            "separations_faturado": p.separation_statuses.height,
-            "status_changes": p.status_changes.height,
+            "movements_created": n["movement_inserts"],
+            "movements_completed": n["movement_completions"],
+            "items_linked": n["item_links"],
+            "items_divergent": n["item_flags"],
+            "separations_synced": n["separation_links"],
+            "separations_faturado": n["separation_statuses"],
+            "status_changes": n["status_changes"],
             "inconsistencies_opened": int((action == "open").sum()),
             "inconsistencies_resolved": int((action == "resolve").sum()),
-            "justifications": p.justifications.height,
+            "justifications": n["justifications"],
         }
         out: dict = {
             "nfs_candidates": self.candidates,
@@ -238,20 +247,24 @@ def _plan(cur, lines: Callable[[], Iterable[pl.DataFrame]], cancelled: pl.DataFr
     statements = reads + (STATE_STATEMENTS if groups.nfs.height else 0)
     timings["read"] = round(timings.get("read", 0.0) + time.perf_counter() - started, 4)
     started = time.perf_counter()
-    plan, at_insert, by_update = plan_grouped(groups, by_group, parts, cancelled, pallet_codes)
+    plan, at_insert, by_update = plan_grouped(groups, by_group, parts, cancelled, pallet_codes, spill)
     if not features.inconsistencia_faturamento:  # dropped in production: the reason stays in `stock_assignments`
         plan = replace(plan, inconsistencies=plan.inconsistencies.clear())
     timings["plan"] = round(time.perf_counter() - started, 4)
     stage = StockStage(plan, candidates=groups.candidates, statements=statements, timings=timings, features=features,
                        groups=groups.count)  # fmt: skip
     stage.status_at_insert, stage.status_by_update = at_insert, by_update
+    stage.counts  # counted now: a spilled part's file goes with the run's work directory  # noqa: B018
     return stage
 
 
 def plan_grouped(groups: Groups, lines: Grouped, state: dict[str, Grouped], cancelled: pl.DataFrame,
-                 pallet_codes: tuple[str, ...]) -> tuple[StockPlan, pl.DataFrame, pl.DataFrame]:
+                 pallet_codes: tuple[str, ...], spill: Path | None = None) -> tuple[StockPlan, pl.DataFrame, pl.DataFrame]:
     """`plan_stock` group by group, one group's lines and state held at a time: the plan, and its
-    status changes the COPY of new lines writes and those the UPDATE does (`split_status`)."""
+    status changes the COPY of new lines writes and those the UPDATE does (`split_status`).
+    With several groups and a `spill` directory, the new movements (one per line: the largest
+    part by far) go to a Parquet file as each group is planned, and the plan holds them lazily."""
+    movements = Spill(spill / "plan-movement_inserts.parquet") if spill is not None and groups.count > 1 else None
     plans, at_insert, by_update = [], [], []
     for g in range(groups.count):
         group_lines = lines.group(g)
@@ -264,10 +277,17 @@ def plan_grouped(groups: Groups, lines: Grouped, state: dict[str, Grouped], canc
             justification_keys=group_state.justification_keys,
         ), pallet_codes=tuple(pallet_codes))  # fmt: skip
         insert_status, update_status = split_status(plan.status_changes, group_lines)
+        if movements is not None:
+            movements.append(plan.movement_inserts)
+            plan = replace(plan, movement_inserts=plan.movement_inserts.clear())
         plans.append(plan.parts())
         at_insert.append(insert_status)
         by_update.append(update_status)
-    return StockPlan(**put_together(plans)), pl.concat(at_insert), pl.concat(by_update)
+    together = StockPlan(**put_together(plans))
+    if movements is not None and movements.rows:
+        movements.close()
+        together = replace(together, movement_inserts=pl.scan_parquet(movements.file))
+    return together, pl.concat(at_insert), pl.concat(by_update)
 
 
 def _flagged(frame: pl.DataFrame, inserted: bool) -> pl.DataFrame:

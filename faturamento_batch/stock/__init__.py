@@ -35,12 +35,26 @@ class StockInput:
     justification_keys: pl.DataFrame  # schemas.STOCK_JUSTIFICATION_KEY
 
 
+def rows(part: pl.DataFrame | pl.LazyFrame) -> int:
+    """A part's rows. A spilled part is lazy, over its Parquet file (a large run's new movements,
+    one per line: `stages.stock_groups`): counted from the file, not read."""
+    return part.height if isinstance(part, pl.DataFrame) else int(part.select(pl.len()).collect().item())
+
+
+def part_nfs(part: pl.DataFrame | pl.LazyFrame) -> pl.Series:
+    """The NFs a part writes for (a lazy part: read back one column)."""
+    if isinstance(part, pl.DataFrame):
+        return part.get_column("numero_nf")
+    return part.select("numero_nf").unique().collect().get_column("numero_nf")
+
+
 @dataclass(frozen=True)
 class StockPlan:
-    """What the stage writes; every part is a frame (and a run artifact)."""
+    """What the stage writes; every part is a frame (and a run artifact). `movement_inserts` may
+    be lazy (spilled, a large run's): `rows` and `part_nfs` read either."""
 
     assignments: pl.DataFrame  # schemas.STOCK_ASSIGNMENT: one row per processed NF
-    movement_inserts: pl.DataFrame  # schemas.STOCK_MOVEMENT_INSERT
+    movement_inserts: pl.DataFrame | pl.LazyFrame  # schemas.STOCK_MOVEMENT_INSERT
     movement_completions: pl.DataFrame  # schemas.STOCK_MOVEMENT_COMPLETE
     item_links: pl.DataFrame  # schemas.STOCK_ITEM_LINK
     item_flags: pl.DataFrame  # schemas.STOCK_ITEM_FLAG
@@ -54,11 +68,11 @@ class StockPlan:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def counts(self) -> dict[str, int]:
-        return {name: frame.height for name, frame in self.parts().items()}
+        return {name: rows(frame) for name, frame in self.parts().items()}
 
     def nfs(self) -> pl.Series:
         """Every NF some part of the plan writes for."""
-        return pl.concat([f.get_column("numero_nf") for f in self.parts().values()]).drop_nulls().unique().sort()
+        return pl.concat([part_nfs(f) for f in self.parts().values()]).drop_nulls().unique().sort()
 
     def without(self, nfs: pl.Series | list[str]) -> "StockPlan":
         """The plan with the NFs `nfs` left out whole (the quarantine, DESIGN §12)."""
