@@ -18,6 +18,11 @@ statement computes from the rows as they stand when it runs, so it needs no othe
 
 from __future__ import annotations
 
+import polars as pl
+import pyarrow as pa
+
+from .read_stock import text_array
+
 
 def norm_cnpj(column: str) -> str:
     """SQL for legacy-rules §1a's norm(): digits only; 1–13 digits left-padded with 0 to 14,
@@ -80,11 +85,13 @@ def revalidate_sql(*, carvia: bool) -> str:
     return sql.replace("%%", "%")
 
 
-def revalidate(writer, new_nfs: list[str], *, carvia: bool, left_out: list[str] | tuple = ()) -> dict[str, int]:
+def revalidate(writer, new_nfs: pl.Series | list[str], *, carvia: bool, left_out: list[str] | tuple = ()) -> dict[str, int]:
     """Run the re-validation through `writer` (transaction open). Out: items written per
     outcome (validated, divergent, pending, cliente_nao_definido, nf_nao_preenchida).
+    `new_nfs` (a first run's every NF) is bound as one Arrow array, never a Python list.
     `left_out`: NFs the quarantine leaves out of the run — their items are not re-checked."""
-    writer.execute(revalidate_sql(carvia=carvia),
-                   (new_nfs, NF_NAO_PREENCHIDA, NF_PENDENTE, CLIENTE_NAO_DEFINIDO, list(left_out)))
+    texts = [pa.array([t]) for t in (NF_NAO_PREENCHIDA, NF_PENDENTE, CLIENTE_NAO_DEFINIDO)]
+    params = pa.record_batch([text_array(new_nfs), *texts, text_array(list(left_out))], names=["p1", "p2", "p3", "p4", "p5"])
+    writer.execute(revalidate_sql(carvia=carvia), params)
     got = {str(outcome): int(n) for outcome, n in writer.cur.fetchall()}
     return {k: got.get(k, 0) for k in ("validated", "divergent", "pending", "cliente_nao_definido", "nf_nao_preenchida")}

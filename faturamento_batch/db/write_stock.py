@@ -239,7 +239,7 @@ def analyze_sql(tables: list[str]) -> str:
 
 
 def write_stock(
-    writer, plan: StockPlan, now: datetime, *, features: Features | None = None, new_nfs: list[str] | tuple = (),
+    writer, plan: StockPlan, now: datetime, *, features: Features | None = None, new_nfs: pl.Series | list[str] | tuple = (),
     left_out: list[str] | tuple = (),
 ) -> StockWriteSummary:
     """Send every part of `plan` through `writer` (a `db.write.Writer`, transaction open, not
@@ -300,6 +300,7 @@ def write_stock(
         out.add("faturamento_parcial_justificativa", "insert", plan.justifications.height, writer.rowcount())
     if len(new_nfs):
         # After the consolidation rows exist (the import's writes) and the stage's own links.
-        for outcome, n in revalidate(writer, list(new_nfs), carvia=features.carvia, left_out=left_out).items():
+        nfs = new_nfs if isinstance(new_nfs, pl.Series) else list(new_nfs)
+        for outcome, n in revalidate(writer, nfs, carvia=features.carvia, left_out=left_out).items():
             out.written[f"embarque_itens.revalidate_{outcome}"] = n
     return out

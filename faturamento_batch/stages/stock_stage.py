@@ -110,7 +110,8 @@ class StockStage:
     statements: int  # SQL statements the reads sent
     timings: dict[str, float] = field(default_factory=dict)
     written: StockWriteSummary | None = None
-    new_nfs: list[str] = field(default_factory=list)  # NFs the run inserted: their shipments are re-validated
+    # NFs the run inserted: their shipments are re-validated (a first run's every NF: a Series, bound as one array)
+    new_nfs: pl.Series = field(default_factory=lambda: pl.Series("numero_nf", [], dtype=pl.String))
     features: Features = field(default_factory=Features)
     # The plan's status changes of NFs wholly new in this run (schemas.STOCK_STATUS_CHANGE):
     # their lines are COPYed with the planned status (`stages.write_run`), not inserted and updated.
@@ -142,8 +143,7 @@ class StockStage:
             plan = StockPlan(**{name: frame.join(gone if isinstance(frame, pl.DataFrame) else gone.lazy(), on="numero_nf", how="anti")
                                 for name, frame in plan.parts().items()})  # fmt: skip
             at_insert = at_insert.join(gone, on="numero_nf", how="anti")
-            kept = pl.Series("numero_nf", new_nfs, dtype=pl.String)
-            new_nfs = kept.filter(~kept.is_in(gone.get_column("numero_nf").implode())).to_list()
+            new_nfs = new_nfs.filter(~new_nfs.is_in(gone.get_column("numero_nf").implode()))
             left_out = gone.get_column("numero_nf").to_list()  # a few NFs: at most the quarantine's limit
             by_update = by_update.join(gone, on="numero_nf", how="anti")
         self.written = write_stock(writer, replace(plan, status_changes=by_update), now, features=self.features,
@@ -328,7 +328,7 @@ def plan_for_sync(cur, imported, *, catch_up: CatchUp | None = None, features: F
     timings = {"read": round(time.perf_counter() - started, 4)}
     stage = _plan(cur, lines, freed, found.statements + extra_reads, timings, features=features,
                   pallet_codes=pallet_codes, budget=budget, spill=spill)  # fmt: skip
-    stage.new_nfs = inserted.get_column("numero_nf").sort().to_list()
+    stage.new_nfs = inserted.get_column("numero_nf").sort()
     return stage
 
 
