@@ -67,6 +67,8 @@ faturamento_produto = Table(
     Index("ix_faturamento_produto_created_status", "created_at", "status_nf"),
     # The stock stage's pending NFs (DESIGN §9): few rows are SEM_LOTE at any time.
     Index("ix_faturamento_produto_sem_lote", "numero_nf", postgresql_where=text("status_nf = 'SEM_LOTE'")),
+    # Every run's stock catch-up (DESIGN §10): the posted lines of the last days.
+    Index("ix_faturamento_produto_data_fatura", "data_fatura"),
 )
 
 relatorio_faturamento_importado = Table(
