@@ -299,10 +299,6 @@ STATE_PARTS = {
 _NF_STATE_KINDS = {"movement": "movements", "inconsistency": "open_inconsistencies", "justification": "justification_keys"}
 
 
-def empty_state() -> StockState:
-    return StockState(*(pl.DataFrame(schema=s) for s in STATE_PARTS.values()))
-
-
 def stream_stock_state(cur, nfs: pl.Series, orders: pl.Series, *, features: Features = Features()
                        ) -> Iterator[tuple[str, pl.DataFrame]]:
     """(part, frame) pairs, batch by batch, of: items of `orders` (by `pedido`) or of `nfs` (by

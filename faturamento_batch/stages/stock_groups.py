@@ -40,6 +40,7 @@ MAX_ROUNDS = 64
 INSERTED = "_inserted"  # a candidate line this run inserts (its status can be COPYed with it)
 LINES = pl.Schema({**STOCK_NF_LINE, INSERTED: pl.Boolean})
 
+
 def posted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.col("status_nf").is_in(POSTED))
 
