@@ -47,14 +47,21 @@ def pg_admin_url() -> str:
         return embedded_url(pgroot / "pgdata")
 
 
-@pytest.fixture(scope="session")
-def template_url(pg_admin_url) -> str:
+def _fresh_template(pg_admin_url: str, name: str, prepare=None) -> str:
+    """Database `name` created anew, `prepare(url)` run on it (when given), then `init-db`."""
     with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
-    create_database(pg_admin_url, TEMPLATE_DB)
-    url = _with_database(pg_admin_url, TEMPLATE_DB)
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    create_database(pg_admin_url, name)
+    url = _with_database(pg_admin_url, name)
+    if prepare is not None:
+        prepare(url)
     init_db(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_admin_url) -> str:
+    return _fresh_template(pg_admin_url, TEMPLATE_DB)
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +69,7 @@ def prod_template_url(pg_admin_url) -> str:
     """Production's logistics schema as legacy-rules.md §9 describes it, then `init-db` on it."""
     from .prod_schema import create_prod_schema
 
-    with adbc_connect(pg_admin_url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{PROD_TEMPLATE_DB}"')
-    create_database(pg_admin_url, PROD_TEMPLATE_DB)
-    url = _with_database(pg_admin_url, PROD_TEMPLATE_DB)
-    create_prod_schema(url)
-    init_db(url)
-    return url
+    return _fresh_template(pg_admin_url, PROD_TEMPLATE_DB, create_prod_schema)
 
 
 def clone_template(pg_admin_url: str, template: str = TEMPLATE_DB) -> str:
