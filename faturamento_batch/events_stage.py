@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-from pathlib import Path
 
 import polars as pl
 
 from .events import build_events
-from .schemas import CONSOLIDATION
 
 
 def for_full_run(run_id: str, job: str, now: datetime, outcome, stock=None) -> pl.DataFrame:
@@ -24,9 +22,8 @@ def for_full_run(run_id: str, job: str, now: datetime, outcome, stock=None) -> p
     NFs it touched, not the tables), the existing lines of those NFs, and its new lines summed
     per NF chunk by chunk by the import stage (`Imported.insert_summary`)."""
     cs, existing = outcome.stock_inputs()  # `cs.inserts`: the NFs with new lines
-    consolidation = pl.read_parquet(Path(outcome.run_dir) / "consolidation.parquet", columns=["numero_nf"])
-    cs = replace(cs, consolidation=consolidation.cast({"numero_nf": pl.String}).with_columns(
-        *(pl.lit(None, t).alias(c) for c, t in CONSOLIDATION.items() if c != "numero_nf")))  # fmt: skip
+    # The events read only which NFs got a consolidation row.
+    cs = replace(cs, consolidation=outcome.part("consolidation", ["numero_nf"]).cast({"numero_nf": pl.String}))
     return build_events(run_id, job, now, cs, existing, stock.plan if stock is not None else None,
                         inserted=outcome.insert_summary())  # fmt: skip
 

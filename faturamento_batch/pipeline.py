@@ -125,11 +125,6 @@ class Run:
     def dir(self) -> Path:
         return self.settings.artifacts_dir / self.id
 
-    @property
-    def stock_module(self) -> bool:
-        """The database has the stock module's tables (the cascade also closes inconsistencies)."""
-        return self.settings.stock and bool(getattr(self.features, "inconsistencia_faturamento", True))
-
     def nfs(self) -> pl.Series:
         """Every NF the run writes for (read back from its parts): the quarantine's suspects,
         gathered only when PostgreSQL refused a write."""

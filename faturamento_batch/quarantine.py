@@ -22,8 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
@@ -59,7 +58,6 @@ class Outcome(Generic[T]):
     probes: int = 0  # bisection writes (each one rolled back)
     named: int = 0  # NFs named by the error itself
     rounds: int = 0  # final writes tried (1 + the ones another refusal failed)
-    seconds: dict[str, float] = field(default_factory=dict)
 
     def manifest(self) -> dict:
         return {"nfs": self.refused.get_column("numero_nf").to_list(), "probes": self.probes,
@@ -259,7 +257,7 @@ def with_due_moves(source: Source, batch: RawBatch, open_nfs, retry: dict) -> Ra
     held = batch.frames["account.move.line"].get_column("move_id").unique().implode()
     wanted = due.filter(~due.is_in(held)).sort().to_list()
     retry.update(nfs=open_nfs.filter(pl.col("due")).height, moves_fetched=len(wanted))
-    if not wanted or not hasattr(source, "extract_moves"):
+    if not wanted:
         return batch
     log.info("extract: %d moves of quarantined NFs due for a retry, by id", len(wanted))
     return merge_batches(batch, source.extract_moves(wanted))

@@ -19,7 +19,6 @@ from ..errors import ConfigError, database_error
 from ..settings import Settings
 
 log = logging.getLogger("faturamento_batch")
-STATES = ("quarantined", "released", "dropped", "all")
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:

@@ -97,12 +97,12 @@ class EventsWritten:
 def write_events(writer, events: pl.DataFrame, now, retention_days: float) -> EventsWritten:
     """Send `events` (`events.EVENTS_PART`) through the run's `db.write.Writer`, transaction open;
     `now` the run's timestamp (the retention counts from it)."""
-    staged = events.height > 0
+    staged, kinds = events.height > 0, counts(events)
     log.info("write: events (%d, with the retention of fully acked ones and the NOTIFY)", events.height)
     if staged:
         writer.ingest("_fb_events", events, temporary=True)
     notice = json.dumps({"run_id": events["run_id"][0], "job": events["job"][0], "events": events.height,
-                         "kinds": {k: n for k, n in counts(events).items() if n}}) if staged else ""  # fmt: skip
+                         "kinds": {k: n for k, n in kinds.items() if n}}) if staged else ""  # fmt: skip
     writer.execute(events_sql(staged), (now, float(retention_days) * 86400.0, RETENTION_BATCH, notice))
     inserted, deliveries, deleted, _, consumers, _ = writer.cur.fetchone()
-    return EventsWritten(counts(events), int(inserted), int(deliveries), int(deleted), json.loads(consumers or "{}"))
+    return EventsWritten(kinds, int(inserted), int(deliveries), int(deleted), json.loads(consumers or "{}"))

@@ -45,6 +45,13 @@ class FullState:
     statements: int = 0
     seconds: float = 0.0
 
+    def bucket_lines(self, b: int) -> pl.DataFrame:
+        """Existing lines of bucket `b` only (the stock stage and the events need no consolidation)."""
+        if self.buckets == 1:
+            return self.lines  # type: ignore[return-value]
+        assert self.spill is not None
+        return _read_spill(self.spill / f"lines-{b}.parquet", EXISTING_LINE)
+
     def bucket(self, b: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Existing lines and consolidation rows of bucket `b`."""
         if self.buckets == 1:

@@ -34,6 +34,7 @@ from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUC
 from ..settings import redact
 from .features import FEATURES_SQL, Features
 from .privileges import permission_message
+from .write_stream import INGEST_SLICE, arrow_schema, ingest_stream, to_arrow
 
 log = logging.getLogger(__name__)
 
@@ -225,14 +226,6 @@ class WriteSummary:
     cascade: pl.DataFrame | None = None  # tabela, numero_nf, linhas
 
 
-INGEST_SLICE = 65_536  # rows per Arrow batch of a streamed COPY
-
-
-def to_arrow(frame: pl.DataFrame) -> pa.Table:
-    """Polars → Arrow with plain `string` columns (what the COPY path maps to text)."""
-    table = frame.to_arrow()
-    return table.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type) else f.type) for f in table.schema]))
-
 
 class Writer:
     """One ADBC connection held for a whole run: the lock, then one write transaction."""
@@ -276,14 +269,9 @@ class Writer:
 
     def ingest(self, table: str, frame: pl.DataFrame, *, temporary: bool) -> int:
         """ONE COPY of `frame` into `table`, as a stream of slices: its Arrow copy is never whole."""
-        self.statements += 1
-        try:
-            schema = to_arrow(frame.clear()).schema
-            batches = (b for part in frame.iter_slices(INGEST_SLICE) for b in to_arrow(part).cast(schema).to_batches())
-            data = pa.RecordBatchReader.from_batches(schema, batches)
-            return self.cur.adbc_ingest(table, data, mode="create" if temporary else "append", temporary=temporary)
-        except Exception as exc:
-            raise self._error(f"bulk load into `{table}` failed", exc) from exc
+        schema = arrow_schema(frame)
+        batches = (b for part in frame.iter_slices(INGEST_SLICE) for b in to_arrow(part).cast(schema).to_batches())
+        return ingest_stream(self, table, schema, batches, temporary=temporary)
 
     def rowcount(self) -> int:
         """The count a `WITH … SELECT count(*)` statement returned."""

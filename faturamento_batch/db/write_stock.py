@@ -40,8 +40,7 @@ from ..schemas import (
 from ..stock import ACTOR, StockPlan
 from .features import Features
 from .revalidate import revalidate
-from .write import to_arrow
-from .write_stream import ingest_stream
+from .write_stream import ingest_stream, to_arrow
 
 log = logging.getLogger(__name__)
 

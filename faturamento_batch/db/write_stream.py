@@ -17,9 +17,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .write import Writer, to_arrow
-
 log = logging.getLogger(__name__)
+
+INGEST_SLICE = 65_536  # rows per Arrow batch of a streamed COPY
+
+
+def to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """Polars → Arrow with plain `string` columns (what the COPY path maps to text)."""
+    table = frame.to_arrow()
+    return table.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_large_string(f.type) or pa.types.is_string_view(f.type) else f.type) for f in table.schema]))
 
 
 def arrow_schema(frame: pl.DataFrame) -> pa.Schema:
@@ -27,8 +33,9 @@ def arrow_schema(frame: pl.DataFrame) -> pa.Schema:
     return to_arrow(frame.clear()).schema
 
 
-def ingest_stream(writer: Writer, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, temporary: bool) -> int:
-    """ONE COPY of every batch of `batches` into `table`; returns the rows written.
+def ingest_stream(writer, table: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch], *, temporary: bool) -> int:
+    """ONE COPY of every batch of `batches` into `table` through `writer` (the run's
+    `db.write.Writer`); returns the rows written.
 
     `batches` is pulled by the driver while the COPY runs, so the producer may
     still be computing them; an exception it raises surfaces here unchanged.

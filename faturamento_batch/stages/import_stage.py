@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -147,7 +147,7 @@ class Imported:
         status = self.part("status_changes").cast(dict(STATUS_CHANGE))  # type: ignore[arg-type]
         drift, reactivations = self.part("drift"), self.part("reactivations")
         nfs = pl.concat([inserted, status.select("numero_nf"), drift.select("numero_nf"), reactivations]).unique()
-        existing = pl.concat([self.state.bucket(b)[0].join(nfs, on="numero_nf", how="semi") for b in range(self.state.buckets)])
+        existing = pl.concat([self.state.bucket_lines(b).join(nfs, on="numero_nf", how="semi") for b in range(self.state.buckets)])
         cs = ChangeSet(
             inserts=inserted, status_changes=status, drift=drift, cancellations=self.part("cancellations"),
             reactivations=reactivations, new_products=pl.DataFrame(schema=NEW_PRODUCT),

@@ -73,7 +73,6 @@ class Groups:
     nfs: pl.DataFrame  # numero_nf, _group: the NFs with a posted line
     orders: pl.DataFrame  # order, _group: their orders
     candidates: int  # NFs looked at, posted or not
-    lines: int  # posted candidate lines
 
     @classmethod
     def of(cls, frames: Callable[[], Iterable[pl.DataFrame]], budget: int) -> "Groups":
@@ -93,7 +92,7 @@ class Groups:
             .agg(pl.col("origem").filter(pl.col("_has")).min().alias("order"))
             .with_columns(_node("numero_nf", "order").alias("_node"))
         )
-        groups = cls(count, nfs.select("numero_nf", "order", "_node"), nfs.select("order", "_node").clear(), candidates, lines)
+        groups = cls(count, nfs.select("numero_nf", "order", "_node"), nfs.select("order", "_node").clear(), candidates)
         groups.connect(pl.DataFrame(schema={"a": pl.String, "b": pl.String}))
         return groups
 

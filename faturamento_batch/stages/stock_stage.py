@@ -140,8 +140,7 @@ class StockStage:
         by_update = plan.status_changes if self.status_by_update is None else self.status_by_update
         if exclude is not None and exclude.height:
             gone = exclude.select("numero_nf").unique()
-            plan = StockPlan(**{name: frame.join(gone if isinstance(frame, pl.DataFrame) else gone.lazy(), on="numero_nf", how="anti")
-                                for name, frame in plan.parts().items()})  # fmt: skip
+            plan = plan.without(gone.get_column("numero_nf"))
             at_insert = at_insert.join(gone, on="numero_nf", how="anti")
             new_nfs = new_nfs.filter(~new_nfs.is_in(gone.get_column("numero_nf").implode()))
             left_out = gone.get_column("numero_nf").to_list()  # a few NFs: at most the quarantine's limit
@@ -325,8 +324,13 @@ def plan_for_sync(cur, imported, *, catch_up: CatchUp | None = None, features: F
         for batch in imported.part_batches("inserts", STOCK_NF_LINE.names()):
             yield _flagged(batch, True)
 
+    frames: Callable[[], Iterable[pl.DataFrame]] = lines
+    if budget <= 0 or stored.height + others.height + imported.parts["inserts"].rows <= budget:
+        held = list(lines())  # one group whatever is posted: the inserts part is read once, not twice
+        frames = lambda: held  # noqa: E731
+
     timings = {"read": round(time.perf_counter() - started, 4)}
-    stage = _plan(cur, lines, freed, found.statements + extra_reads, timings, features=features,
+    stage = _plan(cur, frames, freed, found.statements + extra_reads, timings, features=features,
                   pallet_codes=pallet_codes, budget=budget, spill=spill)  # fmt: skip
     stage.new_nfs = inserted.get_column("numero_nf").sort()
     return stage

@@ -52,7 +52,7 @@ from ..db.events import EventsWritten
 from ..db.write_stock import StockWriteSummary
 from ..errors import ConfigError, DatabaseError
 from ..settings import Settings
-from ..db.write_stream import Spill, ingest_stream
+from ..db.write_stream import Spill, arrow_schema, ingest_stream
 from ..schemas import LINE_VALUES
 from .import_stage import Imported
 from .stock_stage import StockStage
@@ -66,7 +66,6 @@ class RunParts(Protocol):
     now: datetime  # the run's timestamp (the database's clock at the lock)
     imported: Imported | None  # None: no import stage (`stock`)
     stock: StockStage | None  # None: the stage is off (`--no-stock`)
-    stock_module: bool  # the database has the stock module's tables (the cascade closes inconsistencies)
     settings: Settings
 
     def events_to_write(self, exclude: pl.DataFrame | None) -> pl.DataFrame | None:
@@ -97,7 +96,7 @@ def write_run(writer: Writer, run: RunParts, exclude: pl.DataFrame | None = None
         parts, staged = imported.parts, imported.staged
         if parts["inserts"].rows:
             log.info("write: COPY %d new lines into faturamento_produto", parts["inserts"].rows)
-            schema = to_arrow(insert_rows(pl.DataFrame(schema=LINE_VALUES), run.now)).schema
+            schema = arrow_schema(insert_rows(pl.DataFrame(schema=LINE_VALUES), run.now))
             lines = (insert_rows(_planned_status(frame, at_insert, lines_at_insert), run.now)
                      for frame in _frames(parts["inserts"], exclude))  # fmt: skip
             rows["faturamento_produto.insert"] = ingest_stream(writer, "faturamento_produto", schema, _batches(lines, schema),
