@@ -21,6 +21,7 @@ from ..db.connection import adbc_connect, database_url, describe
 from ..db.existing import DUPLICATES_SHOWN, missing_indexes, read_found_schema
 from ..db.features import read_features
 from ..db.privileges import CHECK_SQL, GrantCheck, grants, missing_grants_error
+from ..db.read_stock import POSTED_WITHOUT_MOVEMENT
 from ..db.schema import JOB_TABLES
 from ..errors import FaturamentoError
 from ..odoo.fields import MODELS, MOVE, MOVE_STATES, move_domain
@@ -116,13 +117,11 @@ def check_odoo(settings: Settings, report: CheckReport, since: datetime | None) 
 
 # ------------------------------------------------------------------ database
 
-_CATCH_UP = """
+_CATCH_UP = f"""
 SELECT count(DISTINCT f.numero_nf), min(f.data_fatura),
        count(DISTINCT f.numero_nf) FILTER (WHERE f.data_fatura >= $1::date)
 FROM faturamento_produto f
-WHERE f.status_nf IN ('Lançado', 'SEM_LOTE')
-  AND NOT EXISTS (SELECT 1 FROM movimentacao_estoque m WHERE m.numero_nf = f.numero_nf
-                  AND m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false)
+WHERE {POSTED_WITHOUT_MOVEMENT}
 """
 
 

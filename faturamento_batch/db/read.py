@@ -80,19 +80,26 @@ def _read_on(cur, query: str, keys: list[str], schema: pl.Schema) -> pl.DataFram
         cur.execute(query, (keys,))
         frame = pl.from_arrow(cur.fetch_arrow_table())
     except Exception as exc:
-        text = redact(str(exc))
-        denied = permission_message(text, "")
-        if denied:
-            raise PermissionDenied(denied) from exc
-        raise database_error(f"reading the existing state failed: {text[:500]}", exc) from exc
+        raise read_failure(exc, "the existing state") from exc
     if frame.height == 0:  # type: ignore[union-attr]
         return pl.DataFrame(schema=schema)
     return frame.select(schema.names()).cast(dict(schema), strict=True)  # type: ignore[union-attr,arg-type]
 
 
-def _as_text(schema: pl.Schema) -> str:
+def read_failure(exc: BaseException, what: str) -> DatabaseError:
+    """A failed read on the run's ADBC cursor: a missing grant named, else transient or permanent
+    by its SQLSTATE; the message masked."""
+    text = redact(str(exc))
+    denied = permission_message(text, "")
+    if denied:
+        return PermissionDenied(denied)
+    return database_error(f"reading {what} failed: {text[:500]}", exc)
+
+
+def as_text(schema: pl.Schema, alias: str = "") -> str:
     # ADBC hands `numeric` over as an opaque type: read it as text, parse it at its scale.
-    return ", ".join(f"{c}::text AS {c}" if isinstance(t, pl.Decimal) else c for c, t in schema.items())
+    p = f"{alias}." if alias else ""  # `alias`: one of our own constants
+    return ", ".join(f"{p}{c}::text AS {c}" if isinstance(t, pl.Decimal) else f"{p}{c}" for c, t in schema.items())
 
 
 def read_existing_on(cur, nfs: list[str], codes: list[str]) -> ExistingState:
@@ -108,9 +115,9 @@ def read_existing_on(cur, nfs: list[str], codes: list[str]) -> ExistingState:
     consolidation = pl.DataFrame(schema=EXISTING_CONSOLIDATION)
     products = pl.DataFrame(schema=EXISTING_PRODUCT)
     if nfs:
-        lines = _read_on(cur, f"SELECT {_as_text(EXISTING_LINE)} FROM faturamento_produto WHERE numero_nf = ANY($1::text[])",
+        lines = _read_on(cur, f"SELECT {as_text(EXISTING_LINE)} FROM faturamento_produto WHERE numero_nf = ANY($1::text[])",
                          nfs, EXISTING_LINE)  # fmt: skip
-        consolidation = _read_on(cur, f"SELECT {_as_text(EXISTING_CONSOLIDATION)} FROM relatorio_faturamento_importado "
+        consolidation = _read_on(cur, f"SELECT {as_text(EXISTING_CONSOLIDATION)} FROM relatorio_faturamento_importado "
                                       "WHERE numero_nf = ANY($1::text[])", nfs, EXISTING_CONSOLIDATION)  # fmt: skip
         statements += 2
     if codes:

@@ -33,11 +33,9 @@ from ..schemas import (
     STOCK_OPEN_INCONSISTENCY,
     STOCK_SEPARATION,
 )
-from ..errors import ConfigError, DatabaseError, PermissionDenied, database_error
-from ..settings import redact
+from ..errors import ConfigError, DatabaseError
 from .features import Features
-from .privileges import permission_message
-from .read import read_frame, text_list_sql
+from .read import as_text, read_failure, read_frame, text_list_sql
 
 # The stock module's tables (`schema.STOCK_TABLES`, by name: a sync does not import SQLAlchemy;
 # tests/test_schemas.py checks the two agree).
@@ -64,10 +62,14 @@ _SEM_LOTE = """sem_lote AS MATERIALIZED (SELECT DISTINCT numero_nf, origem FROM 
 # (never earlier): the planner then sees how few days it is and takes the index on
 # `data_fatura`; with the computed bound alone it guessed a third of the table and scanned
 # all of it (0.9 s a run at 5M lines).
-_CATCH_UP = """SELECT f.numero_nf FROM faturamento_produto f
-  WHERE f.status_nf IN ('Lançado', 'SEM_LOTE') AND f.data_fatura >= {window} AND f.data_fatura >= (SELECT since FROM catch_up)
-    AND NOT EXISTS (SELECT 1 FROM movimentacao_estoque m WHERE m.numero_nf = f.numero_nf
-                    AND m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false)"""
+# A line `f` the catch-up may take: posted, its NF without an active FATURAMENTO movement
+# (also what `check` counts).
+POSTED_WITHOUT_MOVEMENT = """f.status_nf IN ('Lançado', 'SEM_LOTE')
+  AND NOT EXISTS (SELECT 1 FROM movimentacao_estoque m WHERE m.numero_nf = f.numero_nf
+                  AND m.tipo_movimentacao = 'FATURAMENTO' AND m.ativo IS DISTINCT FROM false)"""
+_CATCH_UP = f"""SELECT f.numero_nf FROM faturamento_produto f
+  WHERE f.data_fatura >= {{window}} AND f.data_fatura >= (SELECT since FROM catch_up)
+  AND {POSTED_WITHOUT_MOVEMENT}"""
 
 
 
@@ -77,8 +79,7 @@ def _module_present(features: Features) -> str:
     schema dropped on purpose (`inconsistencia_faturamento`, DESIGN §10) is not asked for."""
     tables = [t for t in STOCK_TABLE_NAMES if features.inconsistencia_faturamento or t != "inconsistencia_faturamento"]
     return " AND ".join(f"NOT EXISTS (SELECT FROM {t} WHERE false)" for t in tables)  # our own constants
-# names from our own schema; ADBC hands `numeric` over as an opaque type: read as text, parsed at its scale
-_LINE_COLUMNS = ", ".join(f"f.{c}::text AS {c}" if isinstance(t, pl.Decimal) else f"f.{c}" for c, t in STOCK_NF_LINE.items())
+_LINE_COLUMNS = as_text(STOCK_NF_LINE, "f")  # names from our own schema
 
 # Lots of the run's orders: every lot the stage can choose is the lot of one of their items.
 _LOTS = """lots AS (SELECT DISTINCT i.separacao_lote_id, i.pedido FROM embarque_itens i
@@ -210,14 +211,6 @@ def _params(*arrays: pl.Series | list[str]) -> pa.RecordBatch:
     return pa.record_batch([text_array(a) for a in arrays], names=[f"p{i}" for i in range(1, len(arrays) + 1)])
 
 
-def _fail(exc: BaseException) -> DatabaseError:
-    text = redact(str(exc))
-    denied = permission_message(text, "")
-    if denied:
-        return PermissionDenied(denied)
-    return database_error(f"reading {WHAT} failed: {text[:500]}", exc)
-
-
 def stream(cur, query: str, params: pa.RecordBatch, schema: pl.Schema) -> Iterator[pl.DataFrame]:
     """`query` on the run's cursor, batch by batch (Arrow, as the server sends them), each
     cast to `schema` (numerics arrive as text and are parsed at their scale)."""
@@ -230,7 +223,7 @@ def stream(cur, query: str, params: pa.RecordBatch, schema: pl.Schema) -> Iterat
     except DatabaseError:
         raise
     except Exception as exc:
-        raise _fail(exc) from exc
+        raise read_failure(exc, WHAT) from exc
 
 
 def read_all(cur, query: str, params: pa.RecordBatch, schema: pl.Schema) -> pl.DataFrame:

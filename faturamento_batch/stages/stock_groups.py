@@ -134,7 +134,9 @@ class Groups:
 
     def of_state(self, part: str, frame: pl.DataFrame) -> pl.DataFrame:
         """A batch of the stock state with its group(s): items by order and by the NF they name,
-        separations by order, the rest by NF."""
+        separations by order, the rest by NF (one group: all of it, group 0)."""
+        if self.count == 1:
+            return frame.with_columns(pl.lit(0).alias("_group"))
         if part == "items":
             both = pl.concat([self.of_orders(frame, "pedido"), self.of_nfs(frame, "nota_fiscal")])
             return both.unique(["id", "_group"], keep="first", maintain_order=True)
@@ -184,38 +186,37 @@ def spread(groups: Groups, lines: Callable[[], Iterable[pl.DataFrame]], state: I
     `lines()`), spread over `groups` — whose components the items' links settle first."""
     several = groups.count > 1
     parts = {name: Grouped(name, schema, several, spill) for name, schema in STATE_PARTS.items()}
-    items = Grouped("items-read", STATE_PARTS["items"], several, spill)  # one file: group 0
+    held: Spill | None = None  # several groups: the items wait in one file until every link is known
+    if several:
+        spill.mkdir(parents=True, exist_ok=True)
+        held = Spill(spill / "items-read.parquet")
     links: list[pl.DataFrame] = []
-    settled = False
     for name, frame in state:
-        if name == "items" and not settled:
-            if groups.count == 1:
-                parts[name].add(frame.with_columns(pl.lit(0).alias("_group")))
-            else:  # held aside (one file) until every link is known
-                links.append(groups.item_links(frame))
-                items.add(frame.with_columns(pl.lit(0).alias("_group")))
+        if name == "items" and held is not None:
+            links.append(groups.item_links(frame))
+            held.append(frame)
             continue
-        if not settled:
-            settled = _settle(groups, links, items, parts)
-        parts[name].add(groups.of_state(name, frame) if groups.count > 1 else frame.with_columns(pl.lit(0).alias("_group")))
-    if not settled:
-        _settle(groups, links, items, parts)
+        if held is not None:
+            _settle(groups, links, held, parts)
+            held = None
+        parts[name].add(groups.of_state(name, frame))
+    if held is not None:
+        _settle(groups, links, held, parts)
     by_group = Grouped("lines", LINES, groups.count > 1, spill)
     for frame in lines():
         by_group.add(groups.of_nfs(posted(frame).select(LINES.names())))
     return by_group, parts
 
 
-def _settle(groups: Groups, links: list[pl.DataFrame], items: Grouped, parts: dict[str, Grouped]) -> bool:
-    """The components, then the items held aside, spread over them."""
-    if groups.count > 1:
-        groups.connect(pl.concat(links) if links else pl.DataFrame(schema={"a": pl.String, "b": pl.String}))
-        held = items.group(0)
-        if groups.count == 1:  # the links were too long to follow: everything is one group
-            for grouped in parts.values():
-                grouped.spilled = False
-        parts["items"].add(groups.of_state("items", held) if groups.count > 1 else held.with_columns(pl.lit(0).alias("_group")))
-    return True
+def _settle(groups: Groups, links: list[pl.DataFrame], held: Spill, parts: dict[str, Grouped]) -> None:
+    """The components, then the items set aside, spread over them batch by batch."""
+    groups.connect(pl.concat(links) if links else pl.DataFrame(schema={"a": pl.String, "b": pl.String}))
+    if groups.count == 1:  # the links were too long to follow: everything is one group, held
+        for grouped in parts.values():
+            grouped.spilled = False
+    if held.rows:
+        for batch in held.batches():
+            parts["items"].add(groups.of_state("items", pl.from_arrow(batch)))  # type: ignore[arg-type]
 
 
 def state_of(parts: dict[str, Grouped], g: int) -> StockState:
