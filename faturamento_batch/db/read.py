@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
+import pyarrow as pa
 
 from ..errors import DatabasePermanentError, DatabaseTransientError, PermissionDenied, database_error
 from ..schemas import EXISTING_CONSOLIDATION, EXISTING_LINE, EXISTING_PRODUCT
@@ -36,6 +37,13 @@ def text_list_sql(values: list[str]) -> str:
     hex_text = json.dumps(values, ensure_ascii=False).encode("utf-8").hex()
     assert _HEX.match(hex_text)  # the only text pasted into SQL
     return f"SELECT jsonb_array_elements_text(convert_from(decode('{hex_text}', 'hex'), 'UTF8')::jsonb)"
+
+
+def text_array(values: pl.Series | list[str]) -> pa.Array:
+    """`values` as ONE Arrow `list<string>` value: a `$n::text[]` parameter, bound, never pasted."""
+    arr = pl.Series("v", values, dtype=pl.String).to_arrow()
+    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
+    return pa.ListArray.from_arrays(pa.array([0, len(arr)], pa.int32()), arr)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from ..schemas import (
 )
 from ..errors import ConfigError, DatabaseError
 from .features import Features
-from .read import as_text, read_failure, read_frame, text_list_sql
+from .read import as_text, read_failure, read_frame, text_array, text_list_sql
 
 # The stock module's tables (`schema.STOCK_TABLES`, by name: a sync does not import SQLAlchemy;
 # tests/test_schemas.py checks the two agree).
@@ -198,13 +198,6 @@ FROM ({_CATCH_UP.format(window=catch_up.window())}) nfs"""
     frame = read_frame(url, query, WHAT, schema=pl.Schema({"since": pl.Date, "nfs": pl.Int64}))
     since, nfs = frame.row(0)
     return since, int(nfs)
-
-
-def text_array(values: pl.Series | list[str]) -> pa.Array:
-    """`values` as ONE Arrow `list<string>` value: a `$n::text[]` parameter, bound, never pasted."""
-    arr = pl.Series("v", values, dtype=pl.String).to_arrow()
-    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
-    return pa.ListArray.from_arrays(pa.array([0, len(arr)], pa.int32()), arr)
 
 
 def _params(*arrays: pl.Series | list[str]) -> pa.RecordBatch:

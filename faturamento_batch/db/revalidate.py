@@ -21,7 +21,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from .read_stock import text_array
+from .read import text_array
 
 
 def norm_cnpj(column: str) -> str:

@@ -34,6 +34,7 @@ from ..schemas import CONSOLIDATION, DRIFT_COLUMNS, KEY, LINE_VALUES, NEW_PRODUC
 from ..settings import redact
 from .features import FEATURES_SQL, Features
 from .privileges import permission_message
+from .read import text_array
 from .write_stream import INGEST_SLICE, arrow_schema, ingest_stream, to_arrow
 
 log = logging.getLogger(__name__)
@@ -151,14 +152,22 @@ SELECT count(*) FROM upd
 """
 
 
-def cancel_and_rebalance(writer: "Writer", summary: "WriteSummary", cancelled: list[str], balance: list[str],
-                         now: datetime, *, stock: bool) -> None:
+def _bound(nfs: pl.Series | list[str], *values) -> pa.RecordBatch:
+    """`$1` the NFs as ONE Arrow `text[]` value (a first run's every NF: never a Python list), then `values`."""
+    columns = [text_array(nfs), *(pa.array([v]) for v in values)]
+    return pa.record_batch(columns, names=[f"p{i}" for i in range(1, len(columns) + 1)])
+
+
+def cancel_and_rebalance(writer: "Writer", summary: "WriteSummary", cancelled: pl.Series | list[str],
+                         balance: pl.Series | list[str], now: datetime, *, stock: bool) -> None:
     """The cascade for `cancelled`, then the order balance of `balance` (+ `cancelled`), through
     `writer` with its features; counts into `summary.rows` (`table.cancel`, `carteira_principal.balance`)."""
     features = writer.features
-    if cancelled:
-        log.info("write: cancellation cascade for %d NFs", len(cancelled))
-        writer.execute(cascade_sql(stock and features.inconsistencia_faturamento, features), (cancelled, now, ACTOR, ERRO_NF_CANCELADA))
+    cancelled, balance = pl.Series("numero_nf", cancelled, dtype=pl.String), pl.Series("numero_nf", balance, dtype=pl.String)
+    if cancelled.len():
+        log.info("write: cancellation cascade for %d NFs", cancelled.len())
+        writer.execute(cascade_sql(stock and features.inconsistencia_faturamento, features),
+                       _bound(cancelled, now, ACTOR, ERRO_NF_CANCELADA))
         cascade = pl.from_arrow(writer.cur.fetch_arrow_table()).cast({"linhas": pl.Int64})  # type: ignore[union-attr]
         summary.cascade = cascade
         per_table = cascade.group_by("tabela").agg(pl.col("linhas").sum())
@@ -166,9 +175,9 @@ def cancel_and_rebalance(writer: "Writer", summary: "WriteSummary", cancelled: l
             pl.col("tabela") + ".cancel"
         )  # `table.cancel`, or the spared reversed NFs' own key
         summary.rows.update(zip(per_table.select(keys).to_series().to_list(), per_table["linhas"].to_list()))
-    nfs = sorted(set(balance) | set(cancelled))
-    if nfs and features.carteira_principal:
-        writer.execute(_BALANCE, (nfs, now, ACTOR))
+    nfs = pl.concat([balance, cancelled]).unique()  # the statement takes them DISTINCT: no order needed
+    if nfs.len() and features.carteira_principal:
+        writer.execute(_BALANCE, _bound(nfs, now, ACTOR))
         summary.rows["carteira_principal.balance"] = writer.rowcount()
 
 

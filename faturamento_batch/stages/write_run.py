@@ -110,8 +110,8 @@ def write_run(writer: Writer, run: RunParts, exclude: pl.DataFrame | None = None
             writer.execute(_UPDATE_LINES, (run.now, ACTOR))
             rows["faturamento_produto.update"] = writer.rowcount()
         # The cascade, then the order balance (§10) of the orders the run inserted, changed or cancelled.
-        cancelled = _without(imported.cancelled, exclude).get_column("numero_nf").to_list()
-        balance = _without(imported.balance_nfs(), exclude).get_column("numero_nf").to_list()
+        cancelled = _without(imported.cancelled, exclude).get_column("numero_nf")
+        balance = _without(imported.balance_nfs(), exclude).get_column("numero_nf")
         done = LegacySummary()
         cancel_and_rebalance(writer, done, cancelled, balance, run.now, stock=run.settings.stock)
         rows.update(done.rows)
